@@ -1,0 +1,207 @@
+"""The ASGI app factory: the Kling 3.0 contract's routes over a job store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+
+from reelserve import __version__
+from reelserve.api.errors import error_response, install_error_handlers
+from reelserve.catalog import get_model, parse_submit, price_millicredits, schemas
+from reelserve.errors import (
+    Forbidden,
+    InvalidParameter,
+    JobFailed,
+    RequestNotFound,
+    SyncTimeout,
+    Unauthorized,
+)
+from reelserve.jobs import ApiKey, Job, JobState, JobStore
+from reelserve.keys import authenticate
+from reelserve.ratelimit import RateLimiter
+from reelserve.settings import Settings
+from reelserve.storage import LocalStorage
+
+log = logging.getLogger("reelserve.api")
+SYNC_POLL_S = 0.05
+
+
+def _credits(millicredits: int) -> str:
+    return f"{millicredits / 1000:.3f}"
+
+
+def _submit_openapi(model: type[schemas.BaseModel]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}
+    }}}
+
+
+class Service:
+    """What the routes share: settings, the store, output storage and the rate limiter."""
+
+    def __init__(self, settings: Settings, store: JobStore, storage: LocalStorage) -> None:
+        self.settings = settings
+        self.store = store
+        self.storage = storage
+        self.limiter = RateLimiter(settings.rate_limit, settings.rate_window_s)
+
+    def require_key(self, request: Request) -> ApiKey:
+        key = authenticate(self.store, request.headers.get("x-api-key"))
+        if key is None:
+            missing = "x-api-key" not in request.headers
+            raise Unauthorized("missing x-api-key header" if missing else "invalid API key")
+        return key
+
+    async def submit(self, request: Request, slug: str) -> tuple[Job, int]:
+        key = self.require_key(request)
+        model = get_model(slug)
+        if not key.may_use(slug):
+            raise Forbidden(f"this API key may not use model '{slug}'")
+        self.limiter.hit(key.id)
+        params = parse_submit(model, await _json_body(request))
+        return await anyio.to_thread.run_sync(
+            self.store.submit_job, key.id, params, price_millicredits(params))
+
+    def own_job(self, request: Request, request_id: str) -> tuple[ApiKey, Job]:
+        key = self.require_key(request)
+        job = self.store.get_job(request_id)
+        if job is None or job.key_id != key.id:
+            raise RequestNotFound(request_id)
+        return key, job
+
+    def urls(self, request_id: str) -> dict[str, str]:
+        status_url = f"{self.settings.base_url}/v2/requests/{request_id}/status"
+        return {"request_id": request_id, "status_url": status_url,
+                "response_url": f"{self.settings.base_url}/v2/requests/{request_id}",
+                "poll_url": status_url}
+
+    def status_body(self, job: Job) -> dict[str, Any]:
+        body: dict[str, Any] = {"request_id": job.id, "status": job.state.value,
+                                "progress": round(job.progress, 4)}
+        if job.state is JobState.QUEUED:
+            body["queue_position"] = self.store.queue_position(job.id)
+        if job.state is JobState.FAILED:
+            body["error"] = job.error
+        return body
+
+    def result_body(self, job: Job) -> dict[str, Any]:
+        if job.state is not JobState.COMPLETED:
+            return self.status_body(job)
+        return {"request_id": job.id, "status": job.state.value,
+                "output": f"{self.settings.base_url}/outputs/{job.output_key}",
+                "metrics": job.metrics}
+
+    def sweep(self) -> None:
+        report = self.store.sweep_expired()
+        for key in report.deleted_outputs:
+            self.storage.delete(key)
+        if report.expired_jobs:
+            log.info("expired %d jobs", report.expired_jobs)
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidParameter("body", f"must be valid JSON ({error})") from error
+
+
+def create_app(settings: Settings, store: JobStore, storage: LocalStorage) -> FastAPI:
+    """Build the API over ``store`` and ``storage``; nothing is read from the environment."""
+    service = Service(settings, store, storage)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(_sweep_forever(service))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+
+    app = FastAPI(title="reelserve", version=__version__, lifespan=lifespan,
+                  description="Self-hosted Kling 3.0 Standard compatible video API")
+    app.state.service = service
+    install_error_handlers(app)
+    _add_routes(app, service)
+    return app
+
+
+async def _sweep_forever(service: Service) -> None:
+    interval = max(0.2, min(service.settings.sweep_interval_s, service.settings.retention_s / 2))
+    while True:
+        try:
+            await anyio.to_thread.run_sync(service.sweep)
+        except Exception:  # the sweeper must outlive a bad pass
+            log.exception("sweep failed")
+        await asyncio.sleep(interval)
+
+
+def _add_routes(app: FastAPI, service: Service) -> None:
+    submit_doc = _submit_openapi(schemas.Text2VideoRequest)
+
+    @app.post("/v2/{slug}", response_model=schemas.SubmitResponse, openapi_extra=submit_doc,
+              responses={400: {"model": schemas.ErrorBody}})
+    async def submit_async(slug: str, request: Request) -> JSONResponse:
+        job, balance = await service.submit(request, slug)
+        return JSONResponse(service.urls(job.id),
+                            headers={"x-remaining-credits": _credits(balance)})
+
+    @app.post("/v1/{slug}", openapi_extra=submit_doc,
+              responses={200: {"content": {"video/mp4": {}}}, 504: {"model": schemas.ErrorBody}})
+    async def submit_sync(slug: str, request: Request) -> Response:
+        job, balance = await service.submit(request, slug)
+        deadline = asyncio.get_running_loop().time() + service.settings.sync_timeout_s
+        while not job.state.is_terminal:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise SyncTimeout(job.id, service.settings.sync_timeout_s)
+            await asyncio.sleep(SYNC_POLL_S)
+            current = service.store.get_job(job.id)
+            if current is None:
+                raise RequestNotFound(job.id)
+            job = current
+        if job.state is JobState.FAILED:
+            failed = JobFailed(job.id, job.error or "failed")
+            response = error_response(failed)
+            response.status_code = job.error_status or 500
+            return response
+        assert job.output_key is not None
+        return FileResponse(service.storage.existing_path(job.output_key),
+                            media_type="video/mp4", headers={
+                                "x-request-id": job.id,
+                                "x-remaining-credits": _credits(balance)})
+
+    @app.get("/v2/requests/{request_id}/status", response_model=schemas.StatusBody,
+             responses={422: {"model": schemas.StatusBody}, 404: {"model": schemas.ErrorBody}})
+    def request_status(request_id: str, request: Request) -> JSONResponse:
+        key, job = service.own_job(request, request_id)
+        return _job_response(service.status_body(job), job, key)
+
+    @app.get("/v2/requests/{request_id}", response_model=schemas.ResultBody,
+             responses={422: {"model": schemas.ResultBody}, 404: {"model": schemas.ErrorBody}})
+    def request_result(request_id: str, request: Request) -> JSONResponse:
+        key, job = service.own_job(request, request_id)
+        return _job_response(service.result_body(job), job, key)
+
+    @app.get("/outputs/{output_key}", responses={200: {"content": {"video/mp4": {}}}})
+    def output_file(output_key: str) -> FileResponse:
+        return FileResponse(service.storage.existing_path(output_key), media_type="video/mp4")
+
+    @app.get("/healthz")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+
+def _job_response(body: dict[str, Any], job: Job, key: ApiKey) -> JSONResponse:
+    status = 422 if job.state is JobState.FAILED else 200
+    return JSONResponse(body, status_code=status,
+                        headers={"x-remaining-credits": _credits(key.balance)})
+

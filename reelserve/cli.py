@@ -1,0 +1,160 @@
+"""The ``reelserve`` command: serve, worker and keys."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from reelserve.catalog import MODELS
+from reelserve.errors import EngineUnavailable, ReelserveError
+from reelserve.jobs.backends import open_store
+from reelserve.keys import issue_key
+from reelserve.settings import Settings, settings_from_env
+from reelserve.storage import LocalStorage
+
+app = typer.Typer(help="reelserve: a self-hosted Kling 3.0 compatible video API.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+keys_app = typer.Typer(help="Create, list and revoke API keys; add credits.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+EXIT_ENGINE_UNAVAILABLE = 3
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Store and outputs live here.")]
+
+
+def _settings(**overrides: object) -> Settings:
+    return settings_from_env().with_overrides(**overrides)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _models(value: str | None) -> tuple[str, ...] | None:
+    if not value:
+        return None
+    models = tuple(slug.strip() for slug in value.split(",") if slug.strip())
+    unknown = [slug for slug in models if slug not in MODELS]
+    if unknown:
+        _fail(f"unknown model(s): {', '.join(unknown)}; known: {', '.join(MODELS)}")
+    return models
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    data_dir: DataDir = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes to start.")] = None,
+    engine: Annotated[str | None, typer.Option(help="Engine: preview.")] = None,
+    retention: Annotated[float | None, typer.Option(help="Seconds results are kept.")] = None,
+) -> None:
+    """Start the API and its worker processes; print the base URL."""
+    from reelserve.api import create_app
+    from reelserve.supervisor import WorkerPool
+
+    settings = _settings(host=host, port=port, data_dir=data_dir, workers=workers,
+                         engine=engine, retention_s=retention)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    store = open_store(settings)
+    if not store.list_keys():
+        issued = issue_key(store, credits=int(settings.starting_credits * 1000), name="first")
+        console.print(f"Created an API key with {settings.starting_credits:g} credits "
+                      "(shown once, keep it):")
+        print(issued.secret, flush=True)
+    pool = WorkerPool(settings, settings.workers)
+    pool.start()
+    console.print(f"reelserve {settings.engine} engine, {settings.workers} worker(s), "
+                  f"data in {settings.data_dir.resolve()}")
+    print(f"Serving on {settings.base_url}", flush=True)
+    try:
+        uvicorn.run(create_app(settings, store, LocalStorage(settings.outputs_dir)),
+                    host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        pool.stop()
+
+
+@app.command()
+def worker(data_dir: DataDir = None,
+           engine: Annotated[str | None, typer.Option(help="Engine name.")] = None) -> None:
+    """Run one worker process against the store in DATA_DIR."""
+    from reelserve.worker import Worker
+
+    settings = _settings(data_dir=data_dir, engine=engine)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        Worker(settings, open_store(settings), LocalStorage(settings.outputs_dir)).run(stop)
+    except EngineUnavailable as error:
+        _fail(error.message, EXIT_ENGINE_UNAVAILABLE)
+
+
+@keys_app.command("create")
+def keys_create(
+    credits: Annotated[float | None, typer.Option(help="Starting credits.")] = None,
+    models: Annotated[str | None, typer.Option(help="Comma-separated slugs; all if absent.")] = None,
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Create a key; the key itself is printed alone on the last line."""
+    settings = _settings(data_dir=data_dir)
+    amount = settings.starting_credits if credits is None else credits
+    issued = issue_key(open_store(settings), credits=round(amount * 1000),
+                       models=_models(models), name=name)
+    console.print(f"Created key {issued.record.prefix}… with {amount:g} credits. "
+                  "It is shown once:")
+    print(issued.secret, flush=True)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None) -> None:
+    """List keys (prefix, credits, models, state)."""
+    table = Table("prefix", "name", "credits", "models", "state")
+    for key in open_store(_settings(data_dir=data_dir)).list_keys():
+        table.add_row(key.prefix, key.name, f"{key.balance / 1000:.3f}",
+                      ",".join(key.models) if key.models else "all",
+                      "revoked" if key.revoked else "active")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_prefix: str, data_dir: DataDir = None) -> None:
+    """Revoke the key that starts with KEY_PREFIX."""
+    try:
+        key = open_store(_settings(data_dir=data_dir)).revoke_key(key_prefix)
+    except ReelserveError as error:
+        _fail(error.message)
+    console.print(f"Revoked {key.prefix}…")
+
+
+@keys_app.command("add-credits")
+def keys_add_credits(key_prefix: str, amount: float, data_dir: DataDir = None) -> None:
+    """Add AMOUNT credits to the key that starts with KEY_PREFIX."""
+    try:
+        key = open_store(_settings(data_dir=data_dir)).add_credits(key_prefix,
+                                                                   round(amount * 1000))
+    except ReelserveError as error:
+        _fail(error.message)
+    console.print(f"{key.prefix}… now has {key.balance / 1000:.3f} credits")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

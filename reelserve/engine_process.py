@@ -1,0 +1,197 @@
+"""The spawned child process that holds an engine and runs jobs in it.
+
+The worker and this child exchange small typed messages over a pipe. A crash
+or an out-of-memory kill takes down this child, never the worker. The engine
+is built once per child and kept warm between jobs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import Any
+
+from reelserve.catalog import JobParams
+from reelserve.engines import load_engine
+from reelserve.errors import EngineError, InputError, Interrupted, ReelserveError
+from reelserve.media.inputs import ImageFetcher
+from reelserve.settings import Settings
+
+
+@dataclass(frozen=True)
+class RunJob:
+    job_id: str
+    params: dict[str, Any]
+    output_path: str
+
+
+@dataclass(frozen=True)
+class Ready:
+    engine: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    fraction: float
+
+
+@dataclass(frozen=True)
+class Done:
+    run_s: float
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A job that cannot succeed: ``status`` is 400 for bad inputs, 500 otherwise."""
+
+    error: str
+    status: int
+
+
+@dataclass(frozen=True)
+class LoadFailed:
+    error: str
+
+
+ChildEvent = Ready | Progress | Done | Failed | LoadFailed
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this child when the worker dies, so no orphan renders on."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def engine_main(settings: Settings, engine_name: str, conn: Connection, stop: Event) -> None:
+    """Entry point of the child: load the engine, then run jobs until the pipe closes."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        engine = load_engine(engine_name, settings)
+    except ReelserveError as error:
+        conn.send(LoadFailed(error.message))
+        return
+    fetcher = ImageFetcher(max_bytes=settings.max_input_bytes, timeout_s=settings.input_timeout_s)
+    conn.send(Ready(engine.name))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if isinstance(message, RunJob):
+            conn.send(_run(engine, fetcher, message, conn, stop))
+
+
+def _run(engine: Any, fetcher: ImageFetcher, job: RunJob, conn: Connection,
+         stop: Event) -> ChildEvent:
+    started = time.monotonic()
+    params = JobParams.from_json(job.params)
+    output = Path(job.output_path)
+    last_sent = [0.0]
+
+    def progress(fraction: float) -> None:
+        now = time.monotonic()
+        if now - last_sent[0] >= 0.2 or fraction >= 1.0:
+            last_sent[0] = now
+            conn.send(Progress(max(0.0, min(1.0, fraction))))
+
+    try:
+        inputs = fetcher.load_inputs(params)
+        engine.check_inputs(params, inputs)
+        engine.generate(params, inputs, output, progress, stop.is_set)
+    except InputError as error:
+        return Failed(error.message, 400)
+    except Interrupted as error:
+        output.unlink(missing_ok=True)
+        return Failed(error.message or "interrupted", 500)
+    except EngineError as error:
+        output.unlink(missing_ok=True)
+        return Failed(error.message, 500)
+    except Exception as error:  # the engine boundary: any bug becomes a FAILED job
+        output.unlink(missing_ok=True)
+        return Failed(f"engine error: {type(error).__name__}: {error}", 500)
+    return Done(time.monotonic() - started)
+
+
+class EngineProcess:
+    """The worker's handle on its engine child: start, send jobs, read events."""
+
+    def __init__(self, settings: Settings, engine_name: str) -> None:
+        self.settings = settings
+        self.engine_name = engine_name
+        self._ctx = multiprocessing.get_context("spawn")
+        self.stop = self._ctx.Event()
+        self._conn: Connection | None = None
+        self._process: Any = None
+
+    def start(self) -> Ready | LoadFailed:
+        parent, child = self._ctx.Pipe()
+        self.stop.clear()
+        self._process = self._ctx.Process(
+            target=engine_main, args=(self.settings, self.engine_name, child, self.stop),
+            name="reelserve-engine", daemon=True,
+        )
+        self._process.start()
+        child.close()
+        self._conn = parent
+        while True:
+            event = self.next_event(timeout=1.0)
+            if isinstance(event, Ready | LoadFailed):
+                return event
+            if event is None and not self.alive:
+                return LoadFailed(f"engine process exited with code {self.exit_code}")
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and bool(self._process.is_alive())
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self._process is None else self._process.exitcode  # type: ignore[no-any-return]
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid  # type: ignore[no-any-return]
+
+    def send(self, job: RunJob) -> None:
+        assert self._conn is not None
+        self.stop.clear()
+        self._conn.send(job)
+
+    def next_event(self, timeout: float) -> ChildEvent | None:
+        """The next event, or None after ``timeout`` or when the child has died."""
+        assert self._conn is not None
+        try:
+            if self._conn.poll(timeout):
+                event: ChildEvent = self._conn.recv()
+                return event
+        except (EOFError, OSError):
+            if self._process is not None:
+                self._process.join(1.0)
+        return None
+
+    def kill(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+            self._process.join(5.0)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._process is not None:
+            self._process.join(5.0)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(5.0)

@@ -1,0 +1,37 @@
+"""Generation engines behind one protocol, looked up by name."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import cast
+
+from reelserve.engines.base import ElementImages, Engine, GenerationInputs
+from reelserve.errors import EngineUnavailable
+from reelserve.settings import Settings
+
+EngineFactory = Callable[[Settings], Engine]
+
+# Built-in engines by name; anything else may be given as "package.module:factory",
+# which is how tests plug in their fixture engines.
+BUILTIN = {
+    "preview": "reelserve.engines.preview:create_engine",
+}
+
+
+def load_engine(name: str, settings: Settings) -> Engine:
+    """Build the engine called ``name`` (a built-in name or ``module:factory``)."""
+    target = BUILTIN.get(name, name)
+    if ":" not in target:
+        known = ", ".join(sorted(BUILTIN))
+        raise EngineUnavailable(f"unknown engine {name!r}; known engines: {known}")
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        factory = cast(EngineFactory, getattr(module, attr))
+    except (ImportError, AttributeError) as error:
+        raise EngineUnavailable(f"engine {name!r} cannot be loaded: {error}") from error
+    return factory(settings)
+
+
+__all__ = ["BUILTIN", "ElementImages", "Engine", "GenerationInputs", "load_engine"]

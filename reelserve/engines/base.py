@@ -1,0 +1,57 @@
+"""The small protocol every generation engine implements.
+
+Shaped like a diffusers pipeline adapter: ``check_inputs`` rejects what the
+engine cannot do with a message that shows the bad value, ``generate`` reports
+per-step progress through a callback and stops between steps once
+``should_stop`` answers True (raising ``Interrupted``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from PIL import Image
+
+from reelserve.catalog import JobParams
+
+ProgressCallback = Callable[[float], None]
+StopCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class ElementImages:
+    """The decoded images of one ``elements`` entry (``@ElementN`` in a prompt)."""
+
+    frontal: Image.Image | None
+    references: tuple[Image.Image, ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerationInputs:
+    """Input images, already fetched and decoded (RGB), for one job."""
+
+    start_image: Image.Image | None = None
+    end_image: Image.Image | None = None
+    elements: tuple[ElementImages, ...] = field(default=())
+
+
+class Engine(Protocol):
+    """A video generator. One instance lives in a worker's child process."""
+
+    name: str
+
+    def check_inputs(self, params: JobParams, inputs: GenerationInputs) -> None:
+        """Raise ``EngineError`` for a request this engine cannot serve."""
+
+    def generate(
+        self,
+        params: JobParams,
+        inputs: GenerationInputs,
+        output_path: Path,
+        progress: ProgressCallback,
+        should_stop: StopCheck,
+    ) -> None:
+        """Write the finished MP4 to ``output_path``; raise ``Interrupted`` when stopped."""

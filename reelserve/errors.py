@@ -1,0 +1,128 @@
+"""The one exception tree of reelserve.
+
+Domain code raises these; ``reelserve.api.errors`` maps them to HTTP status
+codes and ``{"error": ...}`` bodies in one place::
+
+    ReelserveError
+    ├── InvalidParameter        400  a request field breaks a rule
+    ├── Unauthorized            401  missing, unknown or revoked API key
+    ├── Forbidden               403  the key may not use this model
+    ├── NotFound                404
+    │   ├── ModelNotFound            unknown slug
+    │   └── RequestNotFound          unknown or expired request id
+    ├── InsufficientCredits     406  price above the key's balance
+    ├── JobFailed               422  the request ended FAILED
+    ├── RateLimited             429  too many submits for a key
+    ├── SyncTimeout             504  a /v1 call passed its deadline
+    ├── InputError                   an input URL could not be fetched or decoded (job FAILED)
+    ├── EngineError                  an engine could not generate (job FAILED)
+    │   └── EngineUnavailable        the engine cannot start (missing weights, torch, ...)
+    ├── Interrupted                  generation stopped because it was asked to
+    └── StaleAttempt                 a write from an attempt that lost its lease
+"""
+
+from __future__ import annotations
+
+
+class ReelserveError(Exception):
+    """Root of every error reelserve raises on purpose."""
+
+    message: str
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidParameter(ReelserveError):
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}" if field else rule)
+        self.field = field
+        self.rule = rule
+
+
+class Unauthorized(ReelserveError):
+    pass
+
+
+class Forbidden(ReelserveError):
+    pass
+
+
+class NotFound(ReelserveError):
+    pass
+
+
+class ModelNotFound(NotFound):
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"model '{slug}' not found")
+        self.slug = slug
+
+
+class RequestNotFound(NotFound):
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"request '{request_id}' not found (unknown or expired)")
+        self.request_id = request_id
+
+
+class InsufficientCredits(ReelserveError):
+    def __init__(self, needed: float, balance: float) -> None:
+        super().__init__(
+            f"Insufficient Credits: this request costs {needed:.3f} credits "
+            f"and the key has {balance:.3f}"
+        )
+        self.needed = needed
+        self.balance = balance
+
+
+class JobFailed(ReelserveError):
+    def __init__(self, request_id: str, error: str) -> None:
+        super().__init__(error)
+        self.request_id = request_id
+
+
+class RateLimited(ReelserveError):
+    def __init__(self, limit: int, window_s: float, reset_at: float) -> None:
+        super().__init__(f"rate limit exceeded: {limit} submits per {window_s:g} s for this key")
+        self.limit = limit
+        self.window_s = window_s
+        self.reset_at = reset_at
+
+
+class SyncTimeout(ReelserveError):
+    def __init__(self, request_id: str, timeout_s: float) -> None:
+        super().__init__(
+            f"request {request_id} did not finish within {timeout_s:g} s; "
+            f"poll /v2/requests/{request_id}/status for it"
+        )
+        self.request_id = request_id
+
+
+class InputError(ReelserveError):
+    """An input URL could not be fetched or is not an image; the job fails."""
+
+    def __init__(self, field: str, url: str, reason: str) -> None:
+        shown = url if len(url) <= 120 else url[:117] + "..."
+        super().__init__(f"{field} ({shown}): {reason}")
+        self.field = field
+        self.url = url
+        self.reason = reason
+
+
+class EngineError(ReelserveError):
+    pass
+
+
+class EngineUnavailable(EngineError):
+    pass
+
+
+class Interrupted(ReelserveError):
+    pass
+
+
+class StaleAttempt(ReelserveError):
+    def __init__(self, request_id: str, attempt: int) -> None:
+        super().__init__(f"attempt {attempt} of {request_id} no longer holds the job")
+        self.request_id = request_id
+        self.attempt = attempt

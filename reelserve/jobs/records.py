@@ -1,0 +1,63 @@
+"""What the store keeps about API keys and jobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reelserve.catalog import JobParams
+from reelserve.jobs.states import JobState
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: int
+    prefix: str
+    name: str
+    models: tuple[str, ...] | None  # None: every model
+    balance: int  # millicredits available now (open holds already taken off)
+    revoked: bool
+    created_at: float
+
+    def may_use(self, slug: str) -> bool:
+        return self.models is None or slug in self.models
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    key_id: int
+    params: JobParams
+    state: JobState
+    price: int  # millicredits
+    hold: str  # held, captured or released
+    attempt: int
+    created_at: float
+    started_at: float | None = None
+    completed_at: float | None = None
+    expires_at: float | None = None
+    progress: float = 0.0
+    output_key: str | None = None
+    error: str | None = None
+    error_status: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        return self.params.slug
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job a worker holds under a lease, for one attempt."""
+
+    id: str
+    attempt: int
+    params: JobParams
+    queued_for_s: float
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    expired_jobs: int
+    deleted_outputs: tuple[str, ...]

@@ -1,0 +1,368 @@
+"""The SQLite job store: one file in WAL mode, shared by the API and the workers.
+
+Write transactions use ``BEGIN IMMEDIATE`` so that two workers never claim the
+same job, and every credit movement is a ledger row unique per (job, kind),
+which is what makes holds, captures and releases happen exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from reelserve.catalog import JobParams
+from reelserve.errors import InsufficientCredits, NotFound, StaleAttempt
+from reelserve.jobs.records import ApiKey, ClaimedJob, Job, SweepReport
+from reelserve.jobs.states import JobState, check_transition
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+    id INTEGER PRIMARY KEY,
+    prefix TEXT NOT NULL UNIQUE,
+    hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    models TEXT,
+    balance INTEGER NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    key_id INTEGER NOT NULL REFERENCES keys(id),
+    params TEXT NOT NULL,
+    state TEXT NOT NULL,
+    price INTEGER NOT NULL,
+    hold TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    worker_id TEXT,
+    lease_expires_at REAL,
+    progress REAL NOT NULL DEFAULT 0,
+    output_key TEXT,
+    error TEXT,
+    error_status INTEGER,
+    last_error TEXT,
+    metrics TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    completed_at REAL,
+    expires_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_expiry ON jobs(expires_at);
+CREATE TABLE IF NOT EXISTS ledger (
+    job_id TEXT NOT NULL,
+    key_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (job_id, kind)
+);
+"""
+
+JOB_COLUMNS = (
+    "id, key_id, params, state, price, hold, attempt, created_at, started_at, completed_at,"
+    " expires_at, progress, output_key, error, error_status, metrics"
+)
+
+
+class SqliteJobStore:
+    """``JobStore`` on one SQLite file; safe to share between threads and processes."""
+
+    def __init__(self, path: Path, *, retention_s: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.retention_s = retention_s
+        self._clock = clock
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn().executescript(SCHEMA)
+
+    # -- plumbing -------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def now(self) -> float:
+        return self._clock()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- keys and credits -----------------------------------------------------
+    def create_key(self, key_hash: str, prefix: str, *, name: str, credits: int,
+                   models: tuple[str, ...] | None) -> ApiKey:
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO keys (prefix, hash, name, models, balance, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (prefix, key_hash, name, None if models is None else json.dumps(models),
+                 credits, self.now()),
+            )
+            key_id = cursor.lastrowid
+        assert key_id is not None
+        return self.get_key(key_id)
+
+    def find_key(self, key_hash: str) -> ApiKey | None:
+        row = self._conn().execute("SELECT * FROM keys WHERE hash = ?", (key_hash,)).fetchone()
+        return None if row is None else _key(row)
+
+    def get_key(self, key_id: int) -> ApiKey:
+        row = self._conn().execute("SELECT * FROM keys WHERE id = ?", (key_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no key with id {key_id}")
+        return _key(row)
+
+    def list_keys(self) -> list[ApiKey]:
+        return [_key(row) for row in self._conn().execute("SELECT * FROM keys ORDER BY id")]
+
+    def _key_by_prefix(self, db: sqlite3.Connection, prefix: str) -> int:
+        rows = db.execute("SELECT id FROM keys WHERE prefix LIKE ? || '%'", (prefix,)).fetchall()
+        if len(rows) != 1:
+            found = "no key" if not rows else f"{len(rows)} keys"
+            raise NotFound(f"{found} with prefix {prefix!r}")
+        return int(rows[0]["id"])
+
+    def revoke_key(self, prefix: str) -> ApiKey:
+        with self._write() as db:
+            key_id = self._key_by_prefix(db, prefix)
+            db.execute("UPDATE keys SET revoked = 1 WHERE id = ?", (key_id,))
+        return self.get_key(key_id)
+
+    def add_credits(self, prefix: str, amount: int) -> ApiKey:
+        with self._write() as db:
+            key_id = self._key_by_prefix(db, prefix)
+            db.execute("UPDATE keys SET balance = balance + ? WHERE id = ?", (amount, key_id))
+        return self.get_key(key_id)
+
+    def ledger(self, job_id: str) -> list[tuple[str, int]]:
+        rows = self._conn().execute(
+            "SELECT kind, amount FROM ledger WHERE job_id = ? ORDER BY at, kind", (job_id,)
+        )
+        return [(row["kind"], row["amount"]) for row in rows]
+
+    # -- submit and read ------------------------------------------------------
+    def submit_job(self, key_id: int, params: JobParams, price: int) -> tuple[Job, int]:
+        job_id = str(uuid.uuid4())
+        now = self.now()
+        with self._write() as db:
+            balance = int(db.execute("SELECT balance FROM keys WHERE id = ?",
+                                     (key_id,)).fetchone()["balance"])
+            if balance < price:
+                raise InsufficientCredits(price / 1000, balance / 1000)
+            db.execute("UPDATE keys SET balance = balance - ? WHERE id = ?", (price, key_id))
+            db.execute(
+                "INSERT INTO jobs (id, key_id, params, state, price, hold, created_at)"
+                " VALUES (?, ?, ?, 'QUEUED', ?, 'held', ?)",
+                (job_id, key_id, json.dumps(params.to_json()), price, now),
+            )
+            db.execute("INSERT INTO ledger VALUES (?, ?, 'hold', ?, ?)",
+                       (job_id, key_id, price, now))
+        job = self.get_job(job_id)
+        assert job is not None
+        return job, balance - price
+
+    def get_job(self, job_id: str) -> Job | None:
+        row = self._conn().execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+            " AND (expires_at IS NULL OR expires_at > ?)", (job_id, self.now()),
+        ).fetchone()
+        return None if row is None else _job(row)
+
+    def queue_position(self, job_id: str) -> int | None:
+        """1 for the next job to run; None unless the job is QUEUED."""
+        row = self._conn().execute(
+            "SELECT seq FROM jobs WHERE id = ? AND state = 'QUEUED'", (job_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        ahead = self._conn().execute(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'QUEUED' AND seq < ?", (row["seq"],)
+        ).fetchone()[0]
+        return int(ahead) + 1
+
+    # -- workers --------------------------------------------------------------
+    def claim_next_job(self, worker_id: str, lease_s: float) -> ClaimedJob | None:
+        db = self._conn()
+        # A read first, so that idle workers polling the queue take no write lock.
+        if db.execute("SELECT 1 FROM jobs WHERE state = 'QUEUED' LIMIT 1").fetchone() is None:
+            return None
+        with self._write() as db:
+            row = db.execute(
+                "SELECT id, attempt, params, created_at FROM jobs WHERE state = 'QUEUED'"
+                " ORDER BY seq LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            now = self.now()
+            attempt = int(row["attempt"]) + 1
+            db.execute(
+                "UPDATE jobs SET state = 'PROCESSING', attempt = ?, worker_id = ?,"
+                " lease_expires_at = ?, progress = 0, started_at = COALESCE(started_at, ?)"
+                " WHERE id = ?",
+                (attempt, worker_id, now + lease_s, now, row["id"]),
+            )
+        return ClaimedJob(row["id"], attempt, JobParams.from_json(json.loads(row["params"])),
+                          now - float(row["created_at"]))
+
+    def renew_lease(self, job_id: str, attempt: int, lease_s: float, progress: float) -> None:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET lease_expires_at = ?, progress = MAX(progress, ?)"
+                " WHERE id = ? AND attempt = ? AND state = 'PROCESSING'",
+                (self.now() + lease_s, progress, job_id, attempt),
+            )
+            if cursor.rowcount != 1:
+                raise StaleAttempt(job_id, attempt)
+
+    def _processing(self, db: sqlite3.Connection, job_id: str, attempt: int) -> sqlite3.Row:
+        row = db.execute(
+            "SELECT key_id, price, hold, state FROM jobs WHERE id = ? AND attempt = ?",
+            (job_id, attempt),
+        ).fetchone()
+        if row is None or row["state"] != JobState.PROCESSING.value:
+            raise StaleAttempt(job_id, attempt)
+        return row
+
+    def complete_job(self, job_id: str, attempt: int, output_key: str,
+                     metrics: dict[str, Any]) -> Job:
+        now = self.now()
+        with self._write() as db:
+            row = self._processing(db, job_id, attempt)
+            check_transition(JobState(row["state"]), JobState.COMPLETED)
+            metrics = {**metrics, "cost": row["price"] / 1000}
+            db.execute(
+                "UPDATE jobs SET state = 'COMPLETED', hold = 'captured', output_key = ?,"
+                " metrics = ?, progress = 1, completed_at = ?, expires_at = ?,"
+                " lease_expires_at = NULL WHERE id = ?",
+                (output_key, json.dumps(metrics), now, now + self.retention_s, job_id),
+            )
+            db.execute("INSERT INTO ledger VALUES (?, ?, 'capture', ?, ?)",
+                       (job_id, row["key_id"], row["price"], now))
+        return self._must_get(job_id)
+
+    def fail_job(self, job_id: str, attempt: int, error: str, error_status: int) -> Job:
+        with self._write() as db:
+            row = self._processing(db, job_id, attempt)
+            self._fail(db, job_id, row, error, error_status)
+        return self._must_get(job_id)
+
+    def _fail(self, db: sqlite3.Connection, job_id: str, row: sqlite3.Row, error: str,
+              error_status: int) -> None:
+        check_transition(JobState(row["state"]), JobState.FAILED)
+        now = self.now()
+        db.execute(
+            "UPDATE jobs SET state = 'FAILED', hold = 'released', error = ?, error_status = ?,"
+            " metrics = ?, completed_at = ?, expires_at = ?, lease_expires_at = NULL WHERE id = ?",
+            (error, error_status, json.dumps({"cost": 0.0}), now, now + self.retention_s, job_id),
+        )
+        if row["hold"] == "held":
+            db.execute("UPDATE keys SET balance = balance + ? WHERE id = ?",
+                       (row["price"], row["key_id"]))
+            db.execute("INSERT INTO ledger VALUES (?, ?, 'release', ?, ?)",
+                       (job_id, row["key_id"], row["price"], now))
+
+    def abandon_attempt(self, job_id: str, attempt: int, reason: str,
+                        max_attempts: int) -> Job:
+        """Give a lost attempt back to the queue, or fail the job after the last one."""
+        with self._write() as db:
+            row = self._processing(db, job_id, attempt)
+            self._requeue_or_fail(db, job_id, attempt, row, reason, max_attempts)
+        return self._must_get(job_id)
+
+    def _requeue_or_fail(self, db: sqlite3.Connection, job_id: str, attempt: int,
+                         row: sqlite3.Row, reason: str, max_attempts: int) -> None:
+        if attempt >= max_attempts:
+            self._fail(db, job_id, row, f"failed after {attempt} attempts; last: {reason}", 500)
+            return
+        check_transition(JobState.PROCESSING, JobState.QUEUED)
+        db.execute(
+            "UPDATE jobs SET state = 'QUEUED', worker_id = NULL, lease_expires_at = NULL,"
+            " progress = 0, last_error = ? WHERE id = ?", (reason, job_id),
+        )
+
+    def recover_expired_leases(self, max_attempts: int) -> int:
+        """Requeue (or fail) PROCESSING jobs whose worker stopped renewing its lease."""
+        db = self._conn()
+        now = self.now()
+        expired = db.execute(
+            "SELECT id, attempt FROM jobs WHERE state = 'PROCESSING' AND lease_expires_at < ?",
+            (now,),
+        ).fetchall()
+        recovered = 0
+        for job in expired:
+            with self._write() as db:
+                try:
+                    row = self._processing(db, job["id"], job["attempt"])
+                except StaleAttempt:
+                    continue
+                self._requeue_or_fail(db, job["id"], job["attempt"], row,
+                                      "worker lost (lease expired)", max_attempts)
+                recovered += 1
+        return recovered
+
+    # -- retention ------------------------------------------------------------
+    def sweep_expired(self) -> SweepReport:
+        now = self.now()
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT id, output_key FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?",
+                (now,),
+            ).fetchall()
+            db.execute("DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
+        outputs = tuple(row["output_key"] for row in rows if row["output_key"])
+        return SweepReport(len(rows), outputs)
+
+    def _must_get(self, job_id: str) -> Job:
+        row = self._conn().execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?",
+                                   (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"job {job_id} vanished")
+        return _job(row)
+
+
+def _key(row: sqlite3.Row) -> ApiKey:
+    models = None if row["models"] is None else tuple(json.loads(row["models"]))
+    return ApiKey(row["id"], row["prefix"], row["name"], models, int(row["balance"]),
+                  bool(row["revoked"]), row["created_at"])
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"], key_id=row["key_id"], params=JobParams.from_json(json.loads(row["params"])),
+        state=JobState(row["state"]), price=row["price"], hold=row["hold"],
+        attempt=row["attempt"], created_at=row["created_at"], started_at=row["started_at"],
+        completed_at=row["completed_at"], expires_at=row["expires_at"],
+        progress=row["progress"], output_key=row["output_key"], error=row["error"],
+        error_status=row["error_status"],
+        metrics=json.loads(row["metrics"]) if row["metrics"] else {},
+    )

@@ -1,0 +1,35 @@
+"""Job states and the one function that guards moves between them."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class JobState(str, Enum):
+    QUEUED = "QUEUED"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED)
+
+
+# A PROCESSING job goes back to QUEUED when its attempt is lost (crash, lease expiry).
+_ALLOWED = {
+    JobState.QUEUED: {JobState.PROCESSING, JobState.FAILED},
+    JobState.PROCESSING: {JobState.COMPLETED, JobState.FAILED, JobState.QUEUED},
+    JobState.COMPLETED: set(),
+    JobState.FAILED: set(),
+}
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+def check_transition(current: JobState, target: JobState) -> None:
+    """Refuse a move the state machine does not allow."""
+    if target not in _ALLOWED[current]:
+        raise IllegalTransition(f"a {current.value} job cannot become {target.value}")

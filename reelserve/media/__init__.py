@@ -1,0 +1,1 @@
+"""Media plumbing: fetching input images, encoding and muxing video and audio."""

@@ -1,0 +1,101 @@
+"""One typed settings object, built from the environment and the command line.
+
+This is the only module that reads ``os.environ``. Everything else receives a
+``Settings`` instance explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "REELSERVE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a reelserve process needs to know, with its defaults.
+
+    Each field can be set by the environment variable ``REELSERVE_<FIELD>``
+    (upper case), and the CLI overrides both.
+    """
+
+    data_dir: Path = Path("./reelserve-data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # The absolute base the API puts in URLs it hands out; derived from host and
+    # port when empty. Set it when the service sits behind a proxy.
+    public_url: str = ""
+    workers: int = 1
+    engine: str = "preview"
+    # Seconds a finished job (status, body and file) stays answerable.
+    retention_s: float = 3600.0
+    sync_timeout_s: float = 600.0
+    lease_s: float = 30.0
+    max_attempts: int = 3
+    # How often an idle worker looks for a job; bounds dispatch latency.
+    poll_interval_s: float = 0.02
+    sweep_interval_s: float = 30.0
+    # Submits per key per window; 0 turns the limit off.
+    rate_limit: int = 120
+    rate_window_s: float = 60.0
+    starting_credits: float = 100.0
+    max_input_bytes: int = 50 * 1024 * 1024
+    input_timeout_s: float = 30.0
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "reelserve.sqlite3"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.data_dir / "outputs"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if host in ("0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def heartbeat_s(self) -> float:
+        return max(self.lease_s / 3.0, 0.05)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given fields replaced; ``None`` values are ignored."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        if "data_dir" in given:
+            given["data_dir"] = Path(given["data_dir"])
+        return replace(self, **given)
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``REELSERVE_*`` variables, defaults for the rest."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in fields(Settings):
+        raw = env.get(ENV_PREFIX + field.name.upper())
+        if raw is None:
+            continue
+        kind = field.type
+        if kind in ("int", int):
+            values[field.name] = int(raw)
+        elif kind in ("float", float):
+            values[field.name] = float(raw)
+        elif kind in ("Path", Path):
+            values[field.name] = Path(raw)
+        else:
+            values[field.name] = raw
+    return Settings(**values)
+
+
+def settings_to_env(settings: Settings) -> dict[str, str]:
+    """The ``REELSERVE_*`` variables that rebuild ``settings`` in a child process."""
+    return {ENV_PREFIX + field.name.upper(): str(getattr(settings, field.name))
+            for field in fields(Settings)}
