@@ -19,6 +19,7 @@ from reelserve.catalog import MODELS
 from reelserve.errors import EngineUnavailable, ReelserveError
 from reelserve.jobs.backends import open_store
 from reelserve.keys import issue_key
+from reelserve.processes import die_with_parent, supervised_by
 from reelserve.settings import Settings, settings_from_env
 from reelserve.storage import LocalStorage
 
@@ -79,6 +80,10 @@ def serve(
     console.print(f"reelserve {settings.engine} engine, {settings.workers} worker(s), "
                   f"data in {settings.data_dir.resolve()}")
     print(f"Serving on {settings.base_url}", flush=True)
+    # uvicorn re-raises the signal that stopped it once it has shut down; with the
+    # default handler that would end this process before the workers are stopped.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: None)
     try:
         uvicorn.run(create_app(settings, store, LocalStorage(settings.outputs_dir)),
                     host=settings.host, port=settings.port, log_level="warning")
@@ -95,6 +100,9 @@ def worker(data_dir: DataDir = None,
     settings = _settings(data_dir=data_dir, engine=engine)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stop = threading.Event()
+    supervisor = supervised_by()
+    if supervisor is not None:
+        die_with_parent(signal.SIGTERM, supervisor)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -110,7 +118,8 @@ def worker(data_dir: DataDir = None,
 @keys_app.command("create")
 def keys_create(
     credits: Annotated[float | None, typer.Option(help="Starting credits.")] = None,
-    models: Annotated[str | None, typer.Option(help="Comma-separated slugs; all if absent.")] = None,
+    models: Annotated[str | None,
+                      typer.Option(help="Comma-separated slugs; all if absent.")] = None,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
     data_dir: DataDir = None,
 ) -> None:

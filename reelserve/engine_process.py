@@ -7,10 +7,8 @@ is built once per child and kept warm between jobs.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import signal
-import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -22,6 +20,7 @@ from reelserve.catalog import JobParams
 from reelserve.engines import load_engine
 from reelserve.errors import EngineError, InputError, Interrupted, ReelserveError
 from reelserve.media.inputs import ImageFetcher
+from reelserve.processes import die_with_parent
 from reelserve.settings import Settings
 
 
@@ -63,16 +62,9 @@ class LoadFailed:
 ChildEvent = Ready | Progress | Done | Failed | LoadFailed
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this child when the worker dies, so no orphan renders on."""
-    if sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
 def engine_main(settings: Settings, engine_name: str, conn: Connection, stop: Event) -> None:
     """Entry point of the child: load the engine, then run jobs until the pipe closes."""
-    _die_with_parent()
+    die_with_parent(signal.SIGKILL)  # no orphan renders on after its worker dies
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         engine = load_engine(engine_name, settings)
@@ -155,11 +147,11 @@ class EngineProcess:
 
     @property
     def exit_code(self) -> int | None:
-        return None if self._process is None else self._process.exitcode  # type: ignore[no-any-return]
+        return None if self._process is None else self._process.exitcode
 
     @property
     def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid  # type: ignore[no-any-return]
+        return None if self._process is None else self._process.pid
 
     def send(self, job: RunJob) -> None:
         assert self._conn is not None

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 
+from reelserve.processes import SUPERVISOR_PID_ENV
 from reelserve.settings import Settings, settings_to_env
 
 log = logging.getLogger("reelserve.supervisor")
@@ -23,7 +24,8 @@ class WorkerPool:
         self._monitor: threading.Thread | None = None
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **settings_to_env(self.settings)}
+        env = {**os.environ, **settings_to_env(self.settings),
+               SUPERVISOR_PID_ENV: str(os.getpid())}
         return subprocess.Popen([sys.executable, "-m", "reelserve", "worker"], env=env)
 
     @property

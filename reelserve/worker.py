@@ -8,6 +8,7 @@ A worker that finds its lease taken away stops the child and throws its output a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -125,11 +126,9 @@ class Worker:
         log.error("%s during %s attempt %d", reason, attempt.job.id, attempt.job.attempt)
         self.engine.kill()
         self.storage.delete(attempt.output_key)
-        try:
+        with contextlib.suppress(StaleAttempt):  # someone else already moved it on
             self.store.abandon_attempt(attempt.job.id, attempt.job.attempt, reason,
                                        self.settings.max_attempts)
-        except StaleAttempt:
-            pass
         self.start_engine()
 
     def _stop_child_job(self, attempt: _Attempt) -> None:
@@ -151,8 +150,6 @@ class Worker:
 
     def _give_back(self, attempt: _Attempt, reason: str) -> None:
         self._stop_child_job(attempt)
-        try:
+        with contextlib.suppress(StaleAttempt):  # someone else already moved it on
             self.store.abandon_attempt(attempt.job.id, attempt.job.attempt, reason,
                                        self.settings.max_attempts)
-        except StaleAttempt:
-            pass

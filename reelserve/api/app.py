@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel
 
 from reelserve import __version__
 from reelserve.api.errors import error_response, install_error_handlers
@@ -38,9 +39,10 @@ def _credits(millicredits: int) -> str:
     return f"{millicredits / 1000:.3f}"
 
 
-def _submit_openapi(model: type[schemas.BaseModel]) -> dict[str, Any]:
+def _submit_openapi(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}
+        "application/json": {
+            "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")},
     }}}
 
 

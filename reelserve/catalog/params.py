@@ -102,7 +102,8 @@ def parse_submit(model: ModelSpec, body: Any, rng: random.Random | None = None) 
             )
         if duration is not None and duration != total:
             raise InvalidParameter(
-                "duration", f"must equal the sum of the multi_prompt durations ({total}), not {duration}"
+                "duration",
+                f"must equal the sum of the multi_prompt durations ({total}), not {duration}",
             )
         duration = total
     images = _image_fields(body) if model.takes_images else {}
@@ -142,7 +143,7 @@ def _check_text(value: Any, name: str, *, max_chars: int, allow_empty: bool = Fa
         raise InvalidParameter(name, "must not be empty")
     if len(value) > max_chars:
         raise InvalidParameter(name, f"must be at most {max_chars} characters, not {len(value)}")
-    if any(ord(ch) < 32 and ch not in "\t\n\r" or ord(ch) == 127 for ch in value):
+    if any((ord(ch) < 32 and ch not in "\t\n\r") or ord(ch) == 127 for ch in value):
         raise InvalidParameter(name, "must not contain NUL or other control characters")
     return value
 
@@ -187,7 +188,7 @@ def _seed(value: Any, rng: random.Random) -> int:
         return rng.randint(0, MAX_SEED)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
         raise InvalidParameter("seed", f"must be an integer from 0 to {MAX_SEED}")
-    return value
+    return int(value)
 
 
 def _shots(value: Any) -> tuple[Shot, ...]:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from reelserve.catalog import JobParams
 from reelserve.errors import InsufficientCredits, NotFound, StaleAttempt
@@ -251,7 +251,7 @@ class SqliteJobStore:
         ).fetchone()
         if row is None or row["state"] != JobState.PROCESSING.value:
             raise StaleAttempt(job_id, attempt)
-        return row
+        return cast(sqlite3.Row, row)
 
     def complete_job(self, job_id: str, attempt: int, output_key: str,
                      metrics: dict[str, Any]) -> Job:

@@ -1,0 +1,200 @@
+"""``PreviewEngine``: plans shots, renders their frames, builds the soundtrack, encodes.
+
+Everything random derives from ``params.seed`` through NumPy generators seeded
+with (seed, shot, purpose) tuples, never from global state or the clock, so the
+same request renders the same frames and samples on any run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from reelserve.catalog import JobParams
+from reelserve.engines.base import GenerationInputs, ProgressCallback, StopCheck
+from reelserve.engines.preview.cutout import ElementShot, ElementWalk
+from reelserve.engines.preview.imagescene import ImageMotionShot, cover_crop
+from reelserve.engines.preview.mark import PreviewMark
+from reelserve.engines.preview.morph import MorphShot, ReversedShot
+from reelserve.engines.preview.prompt import SceneReader
+from reelserve.engines.preview.shots import FPS, ShotPlan, ShotRenderer, plan_shots
+from reelserve.engines.preview.soundtrack import build_soundtrack
+from reelserve.engines.preview.spec import SceneSpec
+from reelserve.engines.preview.speech import shared_speech
+from reelserve.engines.preview.textscene import TextShot
+from reelserve.errors import EngineError, Interrupted
+from reelserve.media.encode import Mp4Writer
+from reelserve.settings import Settings
+
+Rgb = npt.NDArray[np.uint8]
+PROGRESS_EVERY = 6  # frames between progress reports
+WORK_DIVISOR = 3  # text scenes are composed at a third of the output size, then upscaled
+# Framing per shot index when shots are cut from one prompt: wide, close, medium.
+CUT_FRAMING = (1.0, 1.3, 1.12)
+IMAGE_MOTION = 0.7  # how far image-to-video camera moves go; photos tear if pushed harder
+
+
+def work_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The composing resolution for text scenes: even, a third of the output."""
+    width, height = size
+    return (width // WORK_DIVISOR) // 2 * 2, (height // WORK_DIVISOR) // 2 * 2
+
+
+class PreviewEngine:
+    """The CPU storyboard engine behind ``engine = "preview"``."""
+
+    name = "preview"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def check_inputs(self, params: JobParams, inputs: GenerationInputs) -> None:
+        """Reject an image-to-video request that arrived without its start image."""
+        if params.start_image_url is not None and inputs.start_image is None:
+            raise EngineError(
+                f"start_image_url {params.start_image_url[:80]!r} was given "
+                "but no decoded start image reached the engine"
+            )
+        if params.end_image_url is not None and inputs.end_image is None:
+            raise EngineError(
+                f"end_image_url {params.end_image_url[:80]!r} was given "
+                "but no decoded end image reached the engine"
+            )
+
+    def generate(
+        self,
+        params: JobParams,
+        inputs: GenerationInputs,
+        output_path: Path,
+        progress: ProgressCallback,
+        should_stop: StopCheck,
+    ) -> None:
+        """Render ``params`` into an MP4 at ``output_path``."""
+        self.check_inputs(params, inputs)
+        plans = plan_shots(params)
+        reader = SceneReader(params.negative_prompt, params.cfg_scale)
+        specs = [_shot_spec(reader, params, plan, len(plans)) for plan in plans]
+        _check_stop(should_stop)
+        audio = None
+        if params.generate_audio:
+            synth = shared_speech() if any(spec.lines for spec in specs) else None
+            audio = build_soundtrack(plans, specs, params.seed, synth)
+        width, height = params.size
+        frames = _frame_stream(params, inputs, plans, specs)
+        done = 0
+        with Mp4Writer(output_path, width, height, frame_count=params.frame_count,
+                       audio=audio) as writer, ThreadPoolExecutor(1) as painter:
+            _make_encoder_repeatable(writer)
+            # Frame k+1 is composed on a second thread while frame k encodes: NumPy,
+            # OpenCV and the encoder all release the GIL, so the two overlap. Frames
+            # still come strictly in order, so the output does not depend on timing.
+            pending = painter.submit(next, frames, None)
+            while (frame := pending.result()) is not None:
+                _check_stop(should_stop)
+                pending = painter.submit(next, frames, None)
+                writer.write(frame)
+                done += 1
+                if done % PROGRESS_EVERY == 0:
+                    progress(done / params.frame_count)
+        progress(1.0)
+
+
+def create_engine(settings: Settings) -> PreviewEngine:
+    """Factory named by the engine registry."""
+    return PreviewEngine(settings)
+
+
+def _make_encoder_repeatable(writer: Mp4Writer) -> None:
+    """Turn off x264's macroblock tree, the one non-repeatable part of the encode.
+
+    With mbtree on, the libx264 in the PyAV wheel gives slightly different
+    bitstreams for identical frames from run to run (decoded pixels differ by up
+    to ~20 levels), which breaks "same seed, same video". Options apply when the
+    codec opens on the first frame, so setting them here is in time. This belongs
+    in ``Mp4Writer`` itself; until it lands there it is done from here.
+    """
+    video = getattr(writer, "_video", None)
+    if video is not None:
+        options = dict(video.options)
+        params = options.get("x264-params", "")
+        if "mbtree" not in params:
+            options["x264-params"] = f"{params}:mbtree=0" if params else "mbtree=0"
+            video.options = options
+
+
+def _frame_stream(
+    params: JobParams, inputs: GenerationInputs, plans: list[ShotPlan], specs: list[SceneSpec],
+) -> Iterator[Rgb]:
+    """Every output frame in order, marked and at output size."""
+    mark = PreviewMark(params.size)
+    for plan, spec in zip(plans, specs, strict=True):
+        renderer = _renderer(params, inputs, plan, spec, len(plans))
+        for index in range(plan.frame_count):
+            frame = _fit(renderer.render(index), params.size)
+            mark.stamp(frame)
+            yield frame
+
+
+def _check_stop(should_stop: StopCheck) -> None:
+    if should_stop():
+        raise Interrupted("preview generation was stopped")
+
+
+def _shot_spec(reader: SceneReader, params: JobParams, plan: ShotPlan, shots: int) -> SceneSpec:
+    framing = CUT_FRAMING[plan.index % len(CUT_FRAMING)] if shots > 1 else 1.0
+    seed = (params.seed * 1_000_003 + plan.index * 7919) % 2**63
+    return reader.read(plan.prompt, plan.context, seed, framing)
+
+
+def _renderer(
+    params: JobParams, inputs: GenerationInputs, plan: ShotPlan, spec: SceneSpec, shots: int,
+) -> ShotRenderer:
+    renderer: ShotRenderer
+    if inputs.start_image is None:
+        size = work_size(params.size)
+        renderer = TextShot(spec, size, plan.frame_count, FPS)
+    else:
+        size = params.size
+        renderer = _image_renderer(params, inputs, plan, spec, shots)
+    images = [inputs.elements[i].frontal for i in spec.elements if i < len(inputs.elements)]
+    if not any(images):
+        return renderer
+    rng = np.random.default_rng([spec.seed, 404])
+    leaves = plan.index == shots - 1 and inputs.end_image is not None
+    walks = [ElementWalk(image, size, plan.frame_count, rng, slot, leaves)
+             for slot, image in enumerate(images) if image is not None]
+    return ElementShot(renderer, walks)
+
+
+def _image_renderer(
+    params: JobParams, inputs: GenerationInputs, plan: ShotPlan, spec: SceneSpec, shots: int,
+) -> ShotRenderer:
+    """Shot 1 starts on the start image; the last lands on the end image; others cut closer."""
+    assert inputs.start_image is not None
+    size, frames = params.size, plan.frame_count
+    end = None if inputs.end_image is None else cover_crop(inputs.end_image, size)
+    if plan.index == 0:
+        start = cover_crop(inputs.start_image, size)
+        if end is not None and shots == 1:
+            return MorphShot(start, end, frames)
+        return ImageMotionShot(start, spec.camera, frames, FPS, IMAGE_MOTION)
+    if end is not None and plan.index == shots - 1:
+        return ReversedShot(ImageMotionShot(end, spec.camera, frames, FPS, IMAGE_MOTION), frames)
+    rng = np.random.default_rng([spec.seed, 505])
+    focus = (float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.3, 0.7)))
+    closer = cover_crop(inputs.start_image, size, zoom=1.6, focus=focus)
+    return ImageMotionShot(closer, spec.camera, frames, FPS, IMAGE_MOTION)
+
+
+def _fit(frame: Rgb, size: tuple[int, int]) -> Rgb:
+    """The frame at output size, always a fresh array the mark may draw on."""
+    width, height = size
+    if frame.shape[1] == width and frame.shape[0] == height:
+        return frame.copy()
+    return np.asarray(cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR),
+                      dtype=np.uint8)
