@@ -1,7 +1,8 @@
 """Job records, states, the store protocol and its backends."""
 
-from reelserve.jobs.records import ApiKey, ClaimedJob, Job, SweepReport
+from reelserve.jobs.records import ApiKey, ClaimedJob, Job, JobOrder, Submitted, SweepReport
 from reelserve.jobs.states import JobState
 from reelserve.jobs.store import JobStore
 
-__all__ = ["ApiKey", "ClaimedJob", "Job", "JobState", "JobStore", "SweepReport"]
+__all__ = ["ApiKey", "ClaimedJob", "Job", "JobOrder", "JobState", "JobStore", "Submitted",
+           "SweepReport"]

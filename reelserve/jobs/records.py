@@ -48,6 +48,20 @@ class Job:
 
 
 @dataclass(frozen=True)
+class JobOrder:
+    """A validated submit: which key pays what for which job."""
+
+    key_id: int
+    params: JobParams
+    price: int  # millicredits
+
+
+# What the store answers for each order: the queued job and the key's balance
+# left, or the reason it was refused.
+Submitted = tuple[Job, int]
+
+
+@dataclass(frozen=True)
 class ClaimedJob:
     """A job a worker holds under a lease, for one attempt."""
 

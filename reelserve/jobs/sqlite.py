@@ -12,14 +12,14 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
 from reelserve.catalog import JobParams
 from reelserve.errors import InsufficientCredits, NotFound, StaleAttempt
-from reelserve.jobs.records import ApiKey, ClaimedJob, Job, SweepReport
+from reelserve.jobs.records import ApiKey, ClaimedJob, Job, JobOrder, Submitted, SweepReport
 from reelserve.jobs.states import JobState, check_transition
 
 SCHEMA = """
@@ -82,6 +82,9 @@ class SqliteJobStore:
         self.retention_s = retention_s
         self._clock = clock
         self._local = threading.local()
+        # Threads of one process take turns for the write lock here: waiting on a
+        # mutex wakes at once, while SQLite's busy handler sleeps in growing steps.
+        self._write_turn = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn().executescript(SCHEMA)
 
@@ -101,13 +104,14 @@ class SqliteJobStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with self._write_turn:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def now(self) -> float:
         return self._clock()
@@ -166,30 +170,44 @@ class SqliteJobStore:
 
     def ledger(self, job_id: str) -> list[tuple[str, int]]:
         rows = self._conn().execute(
-            "SELECT kind, amount FROM ledger WHERE job_id = ? ORDER BY at, kind", (job_id,)
+            "SELECT kind, amount FROM ledger WHERE job_id = ? ORDER BY at, rowid", (job_id,)
         )
         return [(row["kind"], row["amount"]) for row in rows]
 
     # -- submit and read ------------------------------------------------------
-    def submit_job(self, key_id: int, params: JobParams, price: int) -> tuple[Job, int]:
-        job_id = str(uuid.uuid4())
-        now = self.now()
+    def submit_job(self, key_id: int, params: JobParams, price: int) -> Submitted:
+        [outcome] = self.submit_jobs([JobOrder(key_id, params, price)])
+        if isinstance(outcome, InsufficientCredits):
+            raise outcome
+        return outcome
+
+    def submit_jobs(self, orders: Sequence[JobOrder]) -> list[Submitted | InsufficientCredits]:
+        outcomes: list[Submitted | InsufficientCredits] = []
         with self._write() as db:
-            balance = int(db.execute("SELECT balance FROM keys WHERE id = ?",
-                                     (key_id,)).fetchone()["balance"])
-            if balance < price:
-                raise InsufficientCredits(price / 1000, balance / 1000)
-            db.execute("UPDATE keys SET balance = balance - ? WHERE id = ?", (price, key_id))
-            db.execute(
-                "INSERT INTO jobs (id, key_id, params, state, price, hold, created_at)"
-                " VALUES (?, ?, ?, 'QUEUED', ?, 'held', ?)",
-                (job_id, key_id, json.dumps(params.to_json()), price, now),
-            )
-            db.execute("INSERT INTO ledger VALUES (?, ?, 'hold', ?, ?)",
-                       (job_id, key_id, price, now))
-        job = self.get_job(job_id)
-        assert job is not None
-        return job, balance - price
+            now = self.now()
+            for order in orders:
+                outcomes.append(self._submit(db, order, now))
+        return outcomes
+
+    def _submit(self, db: sqlite3.Connection, order: JobOrder,
+                now: float) -> Submitted | InsufficientCredits:
+        balance = int(db.execute("SELECT balance FROM keys WHERE id = ?",
+                                 (order.key_id,)).fetchone()["balance"])
+        if balance < order.price:
+            return InsufficientCredits(order.price / 1000, balance / 1000)
+        job = Job(id=str(uuid.uuid4()), key_id=order.key_id, params=order.params,
+                  state=JobState.QUEUED, price=order.price, hold="held", attempt=0,
+                  created_at=now)
+        db.execute("UPDATE keys SET balance = balance - ? WHERE id = ?",
+                   (order.price, order.key_id))
+        db.execute(
+            "INSERT INTO jobs (id, key_id, params, state, price, hold, created_at)"
+            " VALUES (?, ?, ?, 'QUEUED', ?, 'held', ?)",
+            (job.id, order.key_id, json.dumps(order.params.to_json()), order.price, now),
+        )
+        db.execute("INSERT INTO ledger VALUES (?, ?, 'hold', ?, ?)",
+                   (job.id, order.key_id, order.price, now))
+        return job, balance - order.price
 
     def get_job(self, job_id: str) -> Job | None:
         row = self._conn().execute(

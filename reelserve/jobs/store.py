@@ -8,10 +8,12 @@ worker that lost its lease cannot overwrite a newer attempt.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from reelserve.catalog import JobParams
-from reelserve.jobs.records import ApiKey, ClaimedJob, Job, SweepReport
+from reelserve.errors import InsufficientCredits
+from reelserve.jobs.records import ApiKey, ClaimedJob, Job, JobOrder, Submitted, SweepReport
 
 
 class JobStore(Protocol):
@@ -26,8 +28,14 @@ class JobStore(Protocol):
     def ledger(self, job_id: str) -> list[tuple[str, int]]: ...
 
     # submit and read
-    def submit_job(self, key_id: int, params: JobParams, price: int) -> tuple[Job, int]:
+    def submit_job(self, key_id: int, params: JobParams, price: int) -> Submitted:
         """Queue a job and hold its price; return it and the key's balance left."""
+        ...
+    def submit_jobs(self, orders: Sequence[JobOrder]) -> list[Submitted | InsufficientCredits]:
+        """``submit_job`` for many orders in one transaction (group commit).
+
+        Each order succeeds or is refused on its own; a refused order holds nothing.
+        """
         ...
     def get_job(self, job_id: str) -> Job | None:
         """The job, or None when unknown or expired."""
