@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 import threading
@@ -19,6 +18,8 @@ from reelserve.catalog import MODELS
 from reelserve.errors import EngineUnavailable, ReelserveError
 from reelserve.jobs.backends import open_store
 from reelserve.keys import issue_key
+from reelserve.logs import configure_logging
+from reelserve.metrics_dir import use_metrics_dir
 from reelserve.processes import die_with_parent, supervised_by
 from reelserve.settings import Settings, settings_from_env
 from reelserve.storage import LocalStorage
@@ -63,12 +64,13 @@ def serve(
     retention: Annotated[float | None, typer.Option(help="Seconds results are kept.")] = None,
 ) -> None:
     """Start the API and its worker processes; print the base URL."""
+    settings = _settings(host=host, port=port, data_dir=data_dir, workers=workers,
+                         engine=engine, retention_s=retention)
+    use_metrics_dir(settings.metrics_dir, fresh=True)  # before anything imports metrics
+    configure_logging()
     from reelserve.api import create_app
     from reelserve.supervisor import WorkerPool
 
-    settings = _settings(host=host, port=port, data_dir=data_dir, workers=workers,
-                         engine=engine, retention_s=retention)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     store = open_store(settings)
     if not store.list_keys():
         issued = issue_key(store, credits=int(settings.starting_credits * 1000), name="first")
@@ -85,20 +87,29 @@ def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: None)
     try:
+        # On SIGTERM uvicorn stops accepting connections and answers the requests in
+        # flight (a /v1 call waits up to the grace period); then the workers stop.
         uvicorn.run(create_app(settings, store, LocalStorage(settings.outputs_dir)),
-                    host=settings.host, port=settings.port, log_level="warning")
+                    host=settings.host, port=settings.port, log_level="warning",
+                    log_config=None,
+                    timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)))
     finally:
-        pool.stop()
+        pool.stop(timeout_s=settings.shutdown_grace_s + 10)
 
 
 @app.command()
 def worker(data_dir: DataDir = None,
            engine: Annotated[str | None, typer.Option(help="Engine name.")] = None) -> None:
-    """Run one worker process against the store in DATA_DIR."""
+    """Run one worker process against the store in DATA_DIR.
+
+    SIGTERM or Ctrl-C: stop claiming, let the job in flight finish within the
+    grace period (REELSERVE_SHUTDOWN_GRACE_S), then hand it back to the queue.
+    """
+    settings = _settings(data_dir=data_dir, engine=engine)
+    use_metrics_dir(settings.metrics_dir, fresh=False)  # before anything imports metrics
+    configure_logging()
     from reelserve.worker import Worker
 
-    settings = _settings(data_dir=data_dir, engine=engine)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stop = threading.Event()
     supervisor = supervised_by()
     if supervisor is not None:
@@ -113,6 +124,27 @@ def worker(data_dir: DataDir = None,
         Worker(settings, open_store(settings), LocalStorage(settings.outputs_dir)).run(stop)
     except EngineUnavailable as error:
         _fail(error.message, EXIT_ENGINE_UNAVAILABLE)
+
+
+@app.command()
+def status(data_dir: DataDir = None) -> None:
+    """Queue depth, jobs per state and workers with their last heartbeat, from the store."""
+    settings = _settings(data_dir=data_dir)
+    store = open_store(settings)
+    stats = store.queue_stats()
+    now = store.now()
+    console.print(f"queue: {stats.depth} job(s) waiting, oldest {stats.oldest_age_s:.1f} s")
+    states = Table("state", "jobs")
+    for state in ("QUEUED", "PROCESSING", "COMPLETED", "FAILED"):
+        states.add_row(state, str(stats.by_state.get(state, 0)))
+    console.print(states)
+    workers = Table("worker", "engine", "job", "last heartbeat", "state")
+    for record in store.list_workers():
+        age = now - record.last_seen
+        fresh = "alive" if age <= settings.worker_stale_s else "stale"
+        workers.add_row(record.id, record.engine, record.job_id or "idle", f"{age:.1f} s ago",
+                        fresh)
+    console.print(workers if workers.row_count else "workers: none has sent a heartbeat")
 
 
 @keys_app.command("create")

@@ -36,6 +36,13 @@ class Settings:
     sync_timeout_s: float = 600.0
     lease_s: float = 30.0
     max_attempts: int = 3
+    # On SIGTERM a worker lets its job finish this long, then hands it back.
+    shutdown_grace_s: float = 60.0
+    # Workers write a heartbeat this often; /readyz wants one younger than worker_stale_s.
+    worker_heartbeat_s: float = 1.0
+    worker_stale_s: float = 10.0
+    # Ready with no live worker: for API servers whose workers run elsewhere, on purpose.
+    ready_without_workers: bool = False
     # How often an idle worker looks for a job; bounds dispatch latency.
     poll_interval_s: float = 0.02
     sweep_interval_s: float = 30.0
@@ -49,6 +56,10 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "reelserve.sqlite3"
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.data_dir / "metrics"
 
     @property
     def outputs_dir(self) -> Path:
@@ -84,7 +95,9 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         if raw is None:
             continue
         kind = field.type
-        if kind in ("int", int):
+        if kind in ("bool", bool):
+            values[field.name] = _parse_bool(field.name, raw)
+        elif kind in ("int", int):
             values[field.name] = int(raw)
         elif kind in ("float", float):
             values[field.name] = float(raw)
@@ -93,6 +106,15 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         else:
             values[field.name] = raw
     return Settings(**values)
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{ENV_PREFIX}{name.upper()} must be true or false, not {raw!r}")
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:

@@ -53,6 +53,7 @@ class Service:
     api_key: str = ""
     workers: list[subprocess.Popen[str]] = field(default_factory=list)
     _drainer: threading.Thread | None = None
+    output: list[str] = field(default_factory=list)  # what serve and its workers printed
 
     @property
     def base_url(self) -> str:
@@ -96,8 +97,8 @@ class Service:
 
         def drain() -> None:
             with stdout, contextlib.suppress(ValueError, OSError):
-                for _ in stdout:
-                    pass
+                for line in stdout:
+                    self.output.append(line)
 
         self._drainer = threading.Thread(target=drain, daemon=True)
         self._drainer.start()

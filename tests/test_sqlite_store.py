@@ -117,3 +117,34 @@ def test_sweep_removes_expired_jobs_and_reports_their_files(
     assert store.get_job(job.id) is None  # expired jobs are gone before the sweep runs
     report = store.sweep_expired()
     assert report.expired_jobs == 1 and report.deleted_outputs == ("out.mp4",)
+
+
+def test_hand_backs_do_not_count_against_max_attempts(store: SqliteJobStore) -> None:
+    key = issue_key(store, credits=1000).record
+    job, _ = store.submit_job(key.id, _order(key.id).params, 240)
+    for attempt in (1, 2, 3):
+        assert store.claim_next_job("w", lease_s=10) is not None
+        requeued = store.abandon_attempt(job.id, attempt, "shutdown", 1, counts=False)
+        assert requeued.state is JobState.QUEUED
+    assert store.claim_next_job("w", lease_s=10) is not None
+    failed = store.abandon_attempt(job.id, 4, "engine died", 1)
+    assert failed.state is JobState.FAILED
+    assert failed.error == "failed after 1 attempts; last: engine died"
+
+
+def test_queue_stats_and_worker_heartbeats(store: SqliteJobStore, clock: Clock) -> None:
+    key = issue_key(store, credits=10_000).record
+    for _ in range(3):
+        store.submit_job(key.id, _order(key.id).params, 240)
+    clock.now += 5
+    store.claim_next_job("w", lease_s=10)
+    stats = store.queue_stats()
+    assert stats.depth == 2 and stats.oldest_age_s == 5
+    assert stats.by_state == {"QUEUED": 2, "PROCESSING": 1}
+    store.heartbeat_worker("w", "preview", None)
+    clock.now += 1
+    store.heartbeat_worker("w", "preview", "job-1")
+    [worker] = store.list_workers()
+    assert (worker.id, worker.job_id, worker.last_seen - worker.started_at) == ("w", "job-1", 1)
+    store.remove_worker("w")
+    assert store.list_workers() == []

@@ -14,8 +14,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 
-from reelserve import __version__
+from reelserve import __version__, metrics
 from reelserve.api.errors import error_response, install_error_handlers
+from reelserve.api.request_metrics import RequestMetrics
 from reelserve.api.submits import SubmitBatcher
 from reelserve.catalog import get_model, parse_submit, price_millicredits, schemas
 from reelserve.errors import (
@@ -26,8 +27,9 @@ from reelserve.errors import (
     SyncTimeout,
     Unauthorized,
 )
-from reelserve.jobs import ApiKey, Job, JobOrder, JobState, JobStore
+from reelserve.jobs import ApiKey, Job, JobOrder, JobState, JobStore, Submitted
 from reelserve.keys import authenticate
+from reelserve.logs import job_fields
 from reelserve.ratelimit import RateLimiter
 from reelserve.settings import Settings
 from reelserve.storage import LocalStorage
@@ -68,14 +70,19 @@ class Service:
             raise Unauthorized("missing x-api-key header" if missing else "invalid API key")
         return key
 
-    async def submit(self, request: Request, slug: str) -> tuple[Job, int]:
+    async def submit(self, request: Request, slug: str) -> Submitted:
         key = self.require_key(request)
         model = get_model(slug)
         if not key.may_use(slug):
             raise Forbidden(f"this API key may not use model '{slug}'")
         self.limiter.hit(key.id)
         params = parse_submit(model, await _json_body(request))
-        return await self.submits.submit(JobOrder(key.id, params, price_millicredits(params)))
+        submitted = await self.submits.submit(JobOrder(key.id, params,
+                                                       price_millicredits(params)))
+        metrics.JOBS_SUBMITTED.labels(slug).inc()
+        log.info("submitted", extra={**job_fields(submitted[0].id, slug, 0, self.settings.engine),
+                                     "key_prefix": key.prefix})
+        return submitted
 
     def own_job(self, request: Request, request_id: str) -> tuple[ApiKey, Job]:
         key = self.require_key(request)
@@ -105,6 +112,20 @@ class Service:
         return {"request_id": job.id, "status": job.state.value,
                 "output": f"{self.settings.base_url}/outputs/{job.output_key}",
                 "metrics": job.metrics}
+
+    def readiness(self) -> str | None:
+        """Why this server should not get traffic, or None when it is ready."""
+        try:
+            workers = self.store.list_workers()
+        except Exception as error:  # any store failure means not ready, whatever it is
+            return f"the job store does not answer: {error}"
+        if self.settings.ready_without_workers:
+            return None
+        fresh_since = self.store.now() - self.settings.worker_stale_s
+        if not any(worker.last_seen >= fresh_since for worker in workers):
+            return (f"no worker has sent a heartbeat in the last "
+                    f"{self.settings.worker_stale_s:g} s")
+        return None
 
     def sweep(self) -> None:
         report = self.store.sweep_expired()
@@ -137,8 +158,10 @@ def create_app(settings: Settings, store: JobStore, storage: LocalStorage) -> Fa
     app = FastAPI(title="reelserve", version=__version__, lifespan=lifespan,
                   description="Self-hosted Kling 3.0 Standard compatible video API")
     app.state.service = service
+    app.add_middleware(RequestMetrics)
     install_error_handlers(app)
     _add_routes(app, service)
+    _add_operations_routes(app, service)
     return app
 
 
@@ -202,9 +225,28 @@ def _add_routes(app: FastAPI, service: Service) -> None:
     def output_file(output_key: str) -> FileResponse:
         return FileResponse(service.storage.existing_path(output_key), media_type="video/mp4")
 
+
+def _add_operations_routes(app: FastAPI, service: Service) -> None:
+    """Probes for load balancers and the Prometheus scrape endpoint."""
+
     @app.get("/healthz")
     async def health() -> dict[str, str]:
+        """The process is up."""
         return {"status": "ok"}
+
+    @app.get("/readyz", responses={503: {"model": schemas.ErrorBody}})
+    async def ready() -> JSONResponse:
+        """The store answers and a worker has a fresh heartbeat (or none is expected)."""
+        reason = service.readiness()
+        if reason is not None:
+            return JSONResponse({"status": "not ready", "error": reason}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus text format: every process's counters plus the queue, read now."""
+        return Response(metrics.render_metrics(service.store),
+                        media_type=metrics.CONTENT_TYPE)
 
 
 def _job_response(body: dict[str, Any], job: Job, key: ApiKey) -> JSONResponse:

@@ -1,8 +1,17 @@
 """Job records, states, the store protocol and its backends."""
 
-from reelserve.jobs.records import ApiKey, ClaimedJob, Job, JobOrder, Submitted, SweepReport
+from reelserve.jobs.records import (
+    ApiKey,
+    ClaimedJob,
+    Job,
+    JobOrder,
+    QueueStats,
+    Submitted,
+    SweepReport,
+    WorkerRecord,
+)
 from reelserve.jobs.states import JobState
 from reelserve.jobs.store import JobStore
 
-__all__ = ["ApiKey", "ClaimedJob", "Job", "JobOrder", "JobState", "JobStore", "Submitted",
-           "SweepReport"]
+__all__ = ["ApiKey", "ClaimedJob", "Job", "JobOrder", "JobState", "JobStore", "QueueStats",
+           "Submitted", "SweepReport", "WorkerRecord"]

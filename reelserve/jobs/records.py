@@ -72,6 +72,24 @@ class ClaimedJob:
 
 
 @dataclass(frozen=True)
+class QueueStats:
+    depth: int
+    oldest_age_s: float  # 0 when the queue is empty
+    by_state: dict[str, int]
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    """A worker as its heartbeats describe it."""
+
+    id: str
+    engine: str
+    job_id: str | None
+    started_at: float
+    last_seen: float
+
+
+@dataclass(frozen=True)
 class SweepReport:
     expired_jobs: int
     deleted_outputs: tuple[str, ...]

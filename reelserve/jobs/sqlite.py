@@ -19,7 +19,16 @@ from typing import Any, cast
 
 from reelserve.catalog import JobParams
 from reelserve.errors import InsufficientCredits, NotFound, StaleAttempt
-from reelserve.jobs.records import ApiKey, ClaimedJob, Job, JobOrder, Submitted, SweepReport
+from reelserve.jobs.records import (
+    ApiKey,
+    ClaimedJob,
+    Job,
+    JobOrder,
+    QueueStats,
+    Submitted,
+    SweepReport,
+    WorkerRecord,
+)
 from reelserve.jobs.states import JobState, check_transition
 
 SCHEMA = """
@@ -49,6 +58,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     error_status INTEGER,
     last_error TEXT,
+    handed_back INTEGER NOT NULL DEFAULT 0,
     metrics TEXT,
     created_at REAL NOT NULL,
     started_at REAL,
@@ -56,6 +66,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     expires_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, seq);
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    engine TEXT NOT NULL,
+    job_id TEXT,
+    started_at REAL NOT NULL,
+    last_seen REAL NOT NULL
+);
 CREATE INDEX IF NOT EXISTS jobs_by_expiry ON jobs(expires_at);
 CREATE TABLE IF NOT EXISTS ledger (
     job_id TEXT NOT NULL,
@@ -228,6 +245,16 @@ class SqliteJobStore:
         ).fetchone()[0]
         return int(ahead) + 1
 
+    def queue_stats(self) -> QueueStats:
+        db = self._conn()
+        by_state = {row["state"]: int(row["n"]) for row in db.execute(
+            "SELECT state, COUNT(*) AS n FROM jobs WHERE expires_at IS NULL OR expires_at > ?"
+            " GROUP BY state", (self.now(),))}
+        oldest = db.execute(
+            "SELECT created_at FROM jobs WHERE state = 'QUEUED' ORDER BY seq LIMIT 1").fetchone()
+        age = 0.0 if oldest is None else max(0.0, self.now() - float(oldest["created_at"]))
+        return QueueStats(by_state.get("QUEUED", 0), age, by_state)
+
     # -- workers --------------------------------------------------------------
     def claim_next_job(self, worker_id: str, lease_s: float) -> ClaimedJob | None:
         db = self._conn()
@@ -264,7 +291,8 @@ class SqliteJobStore:
 
     def _processing(self, db: sqlite3.Connection, job_id: str, attempt: int) -> sqlite3.Row:
         row = db.execute(
-            "SELECT key_id, price, hold, state FROM jobs WHERE id = ? AND attempt = ?",
+            "SELECT key_id, price, hold, state, attempt, handed_back FROM jobs"
+            " WHERE id = ? AND attempt = ?",
             (job_id, attempt),
         ).fetchone()
         if row is None or row["state"] != JobState.PROCESSING.value:
@@ -309,23 +337,26 @@ class SqliteJobStore:
             db.execute("INSERT INTO ledger VALUES (?, ?, 'release', ?, ?)",
                        (job_id, row["key_id"], row["price"], now))
 
-    def abandon_attempt(self, job_id: str, attempt: int, reason: str,
-                        max_attempts: int) -> Job:
-        """Give a lost attempt back to the queue, or fail the job after the last one."""
+    def abandon_attempt(self, job_id: str, attempt: int, reason: str, max_attempts: int,
+                        *, counts: bool = True) -> Job:
         with self._write() as db:
             row = self._processing(db, job_id, attempt)
-            self._requeue_or_fail(db, job_id, attempt, row, reason, max_attempts)
+            self._requeue_or_fail(db, job_id, row, reason, max_attempts, counts=counts)
         return self._must_get(job_id)
 
-    def _requeue_or_fail(self, db: sqlite3.Connection, job_id: str, attempt: int,
-                         row: sqlite3.Row, reason: str, max_attempts: int) -> None:
-        if attempt >= max_attempts:
-            self._fail(db, job_id, row, f"failed after {attempt} attempts; last: {reason}", 500)
+    def _requeue_or_fail(self, db: sqlite3.Connection, job_id: str, row: sqlite3.Row,
+                         reason: str, max_attempts: int, *, counts: bool = True) -> None:
+        # Attempts keep counting up (they tell stale writers apart); hand-backs by
+        # workers shutting down are subtracted before comparing with the limit.
+        lost = int(row["attempt"]) - int(row["handed_back"])
+        if counts and lost >= max_attempts:
+            self._fail(db, job_id, row, f"failed after {lost} attempts; last: {reason}", 500)
             return
         check_transition(JobState.PROCESSING, JobState.QUEUED)
         db.execute(
             "UPDATE jobs SET state = 'QUEUED', worker_id = NULL, lease_expires_at = NULL,"
-            " progress = 0, last_error = ? WHERE id = ?", (reason, job_id),
+            " progress = 0, last_error = ?, handed_back = handed_back + ? WHERE id = ?",
+            (reason, 0 if counts else 1, job_id),
         )
 
     def recover_expired_leases(self, max_attempts: int) -> int:
@@ -343,10 +374,29 @@ class SqliteJobStore:
                     row = self._processing(db, job["id"], job["attempt"])
                 except StaleAttempt:
                     continue
-                self._requeue_or_fail(db, job["id"], job["attempt"], row,
-                                      "worker lost (lease expired)", max_attempts)
+                self._requeue_or_fail(db, job["id"], row, "worker lost (lease expired)",
+                                      max_attempts)
                 recovered += 1
         return recovered
+
+    def heartbeat_worker(self, worker_id: str, engine: str, job_id: str | None) -> None:
+        now = self.now()
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO workers (id, engine, job_id, started_at, last_seen)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET engine = excluded.engine,"
+                " job_id = excluded.job_id, last_seen = excluded.last_seen",
+                (worker_id, engine, job_id, now, now))
+
+    def remove_worker(self, worker_id: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+
+    def list_workers(self) -> list[WorkerRecord]:
+        rows = self._conn().execute(
+            "SELECT id, engine, job_id, started_at, last_seen FROM workers ORDER BY id")
+        return [WorkerRecord(row["id"], row["engine"], row["job_id"], row["started_at"],
+                             row["last_seen"]) for row in rows]
 
     # -- retention ------------------------------------------------------------
     def sweep_expired(self) -> SweepReport:

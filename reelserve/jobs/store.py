@@ -13,7 +13,16 @@ from typing import Any, Protocol
 
 from reelserve.catalog import JobParams
 from reelserve.errors import InsufficientCredits
-from reelserve.jobs.records import ApiKey, ClaimedJob, Job, JobOrder, Submitted, SweepReport
+from reelserve.jobs.records import (
+    ApiKey,
+    ClaimedJob,
+    Job,
+    JobOrder,
+    QueueStats,
+    Submitted,
+    SweepReport,
+    WorkerRecord,
+)
 
 
 class JobStore(Protocol):
@@ -41,6 +50,7 @@ class JobStore(Protocol):
         """The job, or None when unknown or expired."""
         ...
     def queue_position(self, job_id: str) -> int | None: ...
+    def queue_stats(self) -> QueueStats: ...
 
     # workers
     def claim_next_job(self, worker_id: str, lease_s: float) -> ClaimedJob | None: ...
@@ -48,9 +58,18 @@ class JobStore(Protocol):
     def complete_job(self, job_id: str, attempt: int, output_key: str,
                      metrics: dict[str, Any]) -> Job: ...
     def fail_job(self, job_id: str, attempt: int, error: str, error_status: int) -> Job: ...
-    def abandon_attempt(self, job_id: str, attempt: int, reason: str,
-                        max_attempts: int) -> Job: ...
+    def abandon_attempt(self, job_id: str, attempt: int, reason: str, max_attempts: int,
+                        *, counts: bool = True) -> Job:
+        """Put a job back in the queue, or fail it once ``max_attempts`` have been lost.
+
+        ``counts=False`` is a hand-back by a worker shutting down: the job goes back
+        to the queue and that attempt does not count against ``max_attempts``.
+        """
+        ...
     def recover_expired_leases(self, max_attempts: int) -> int: ...
+    def heartbeat_worker(self, worker_id: str, engine: str, job_id: str | None) -> None: ...
+    def remove_worker(self, worker_id: str) -> None: ...
+    def list_workers(self) -> list[WorkerRecord]: ...
 
     # retention
     def sweep_expired(self) -> SweepReport: ...

@@ -1,0 +1,59 @@
+"""Logging: JSON lines when not on a terminal, readable lines on one.
+
+Lines about a job carry ``request_id``, ``model``, ``attempt`` and ``engine``
+(pass them with ``extra=job_fields(...)``), so one search by request id finds
+a job's whole story across the API and the workers. API keys never reach a
+log; where a key matters, its display prefix does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+# Attributes a LogRecord gets from ``extra=`` that the formatters show.
+FIELDS = ("request_id", "model", "attempt", "engine", "worker", "key_prefix", "status")
+
+
+def job_fields(request_id: str, model: str, attempt: int, engine: str) -> dict[str, Any]:
+    return {"request_id": request_id, "model": model, "attempt": attempt, "engine": engine}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in FIELDS:
+            if hasattr(record, name):
+                line[name] = getattr(record, name)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+class ReadableFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        tags = " ".join(f"{name}={getattr(record, name)}" for name in FIELDS
+                        if hasattr(record, name))
+        return f"{text}  [{tags}]" if tags else text
+
+
+def configure_logging(stream: TextIO | None = None, level: int = logging.INFO) -> None:
+    """Send reelserve's and uvicorn's logs to ``stream`` (stderr) in the right format."""
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(ReadableFormatter() if stream.isatty() else JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
