@@ -91,7 +91,7 @@ def serve(
         # flight (a /v1 call waits up to the grace period); then the workers stop.
         uvicorn.run(create_app(settings, store, LocalStorage(settings.outputs_dir)),
                     host=settings.host, port=settings.port, log_level="warning",
-                    log_config=None,
+                    log_config=None, access_log=False,
                     timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)))
     finally:
         pool.stop(timeout_s=settings.shutdown_grace_s + 10)

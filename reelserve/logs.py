@@ -8,8 +8,11 @@ log; where a key matters, its display prefix does.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -35,6 +38,8 @@ class JsonFormatter(logging.Formatter):
                 line[name] = getattr(record, name)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
         return json.dumps(line, ensure_ascii=False)
 
 
@@ -50,10 +55,28 @@ class ReadableFormatter(logging.Formatter):
 
 
 def configure_logging(stream: TextIO | None = None, level: int = logging.INFO) -> None:
-    """Send reelserve's and uvicorn's logs to ``stream`` (stderr) in the right format."""
+    """Send reelserve's and uvicorn's logs to ``stream`` (stderr) in the right format.
+
+    Records are formatted and written by a background thread: a request handler
+    that logs only puts the record on a queue, and never waits on the write.
+    """
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
     handler.setFormatter(ReadableFormatter() if stream.isatty() else JsonFormatter())
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, handler)
+    listener.start()
+    atexit.register(listener.stop)  # flushes what is still queued
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_QueueHandler(records)]
     root.setLevel(level)
+
+
+class _QueueHandler(logging.handlers.QueueHandler):
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        # The stock prepare() formats the message here, in the caller's thread;
+        # only the exception text must be rendered now (tracebacks do not queue).
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        return record
