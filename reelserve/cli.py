@@ -33,6 +33,8 @@ console = Console()
 EXIT_ENGINE_UNAVAILABLE = 3
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Store and outputs live here.")]
+StoreUrl = Annotated[str | None, typer.Option(
+    "--store", help="redis://HOST:PORT/DB to share jobs with other servers; SQLite if absent.")]
 
 
 def _settings(**overrides: object) -> Settings:
@@ -59,12 +61,14 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     data_dir: DataDir = None,
+    store_url: StoreUrl = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes to start.")] = None,
     engine: Annotated[str | None, typer.Option(help="Engine: preview.")] = None,
     retention: Annotated[float | None, typer.Option(help="Seconds results are kept.")] = None,
 ) -> None:
     """Start the API and its worker processes; print the base URL."""
-    settings = _settings(host=host, port=port, data_dir=data_dir, workers=workers,
+    settings = _settings(host=host, port=port, data_dir=data_dir, store=store_url,
+                         workers=workers,
                          engine=engine, retention_s=retention)
     use_metrics_dir(settings.metrics_dir, fresh=True)  # before anything imports metrics
     configure_logging()
@@ -98,14 +102,14 @@ def serve(
 
 
 @app.command()
-def worker(data_dir: DataDir = None,
+def worker(data_dir: DataDir = None, store_url: StoreUrl = None,
            engine: Annotated[str | None, typer.Option(help="Engine name.")] = None) -> None:
     """Run one worker process against the store in DATA_DIR.
 
     SIGTERM or Ctrl-C: stop claiming, let the job in flight finish within the
     grace period (REELSERVE_SHUTDOWN_GRACE_S), then hand it back to the queue.
     """
-    settings = _settings(data_dir=data_dir, engine=engine)
+    settings = _settings(data_dir=data_dir, store=store_url, engine=engine)
     use_metrics_dir(settings.metrics_dir, fresh=False)  # before anything imports metrics
     configure_logging()
     from reelserve.worker import Worker
@@ -127,9 +131,9 @@ def worker(data_dir: DataDir = None,
 
 
 @app.command()
-def status(data_dir: DataDir = None) -> None:
+def status(data_dir: DataDir = None, store_url: StoreUrl = None) -> None:
     """Queue depth, jobs per state and workers with their last heartbeat, from the store."""
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, store=store_url)
     store = open_store(settings)
     stats = store.queue_stats()
     now = store.now()

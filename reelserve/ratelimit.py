@@ -1,4 +1,4 @@
-"""A per-key fixed-window limit on submits, kept in the API process."""
+"""Per-key fixed-window limits on submits: in one API process, or shared through Redis."""
 
 from __future__ import annotations
 
@@ -6,11 +6,37 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from reelserve.errors import RateLimited
 
 
-class RateLimiter:
+class RateLimiter(Protocol):
+    def hit(self, key_id: int) -> None:
+        """Count one submit for ``key_id``; raise ``RateLimited`` past the limit."""
+        ...
+
+
+class SharedWindowCounter(Protocol):
+    def hit_rate_limit(self, key_id: int, limit: int, window_s: float) -> None: ...
+
+
+class SharedRateLimiter:
+    """The limit kept in the shared store, so all API servers count together."""
+
+    def __init__(self, counter: SharedWindowCounter, limit: int, window_s: float) -> None:
+        self.counter = counter
+        self.limit = limit
+        self.window_s = window_s
+
+    def hit(self, key_id: int) -> None:
+        if self.limit > 0:
+            self.counter.hit_rate_limit(key_id, self.limit, self.window_s)
+
+
+class LocalRateLimiter:
+    """The limit kept in this process: right for one API server."""
+
     def __init__(self, limit: int, window_s: float,
                  clock: Callable[[], float] = time.time) -> None:
         self.limit = limit

@@ -24,6 +24,13 @@ class Settings:
     """
 
     data_dir: Path = Path("./reelserve-data")
+    # Where jobs, keys and credits live: empty for the SQLite file in data_dir, or a
+    # redis:// URL shared by several API servers and workers (keys under redis_prefix).
+    store: str = ""
+    redis_prefix: str = "reelserve"
+    # Where output MP4s go; empty for <data_dir>/outputs. Servers and workers on
+    # several machines point this at one shared disk.
+    output_dir: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     # The absolute base the API puts in URLs it hands out; derived from host and
@@ -63,7 +70,7 @@ class Settings:
 
     @property
     def outputs_dir(self) -> Path:
-        return self.data_dir / "outputs"
+        return Path(self.output_dir) if self.output_dir else self.data_dir / "outputs"
 
     @property
     def base_url(self) -> str:

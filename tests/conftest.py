@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +20,15 @@ from typing import Any
 import httpx
 import pytest
 
-from reelserve.jobs.sqlite import SqliteJobStore
+from reelserve.jobs import JobStore
+from reelserve.jobs.backends import open_store
+from reelserve.settings import settings_from_env
 
 TESTS_DIR = Path(__file__).resolve().parent
 FIXTURE_ENGINE = "fixture_engines:create_engine"
 T2V = "kling-3-standard-text2video"
 I2V = "kling-3-standard-image2video"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def free_port() -> int:
@@ -128,8 +132,10 @@ class Service:
             self._drainer.join(10)
         self.workers = []
 
-    def store(self) -> SqliteJobStore:
-        return SqliteJobStore(self.data_dir / "reelserve.sqlite3", retention_s=3600)
+    def store(self) -> JobStore:
+        """The service's own store (SQLite file or Redis prefix), opened from this process."""
+        settings = settings_from_env(process_env(self.data_dir, **self.settings))
+        return open_store(settings)
 
     def cli(self, *args: str) -> str:
         """Run a `reelserve` subcommand against this service's data dir; return its stdout."""
@@ -162,18 +168,51 @@ def make_service(tmp_path: Path, workers: int = 1, **settings: Any) -> Service:
     return service
 
 
+BACKENDS = ["sqlite", "redis"]
+
+
+@contextlib.contextmanager
+def backend_settings(name: str) -> Iterator[dict[str, str]]:
+    """Settings that put a service on one store backend; Redis keys are removed after."""
+    if name == "sqlite":
+        yield {}
+        return
+    import redis
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    yield {"store": REDIS_URL, "redis_prefix": prefix}
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, redis_url: str) -> Iterator[dict[str, str]]:
+    """Run the test once on SQLite and once on the real Redis."""
+    with backend_settings(request.param) as settings:
+        yield settings
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_backend(request: pytest.FixtureRequest, redis_url: str) -> Iterator[dict[str, str]]:
+    with backend_settings(request.param) as settings:
+        yield settings
+
+
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
+def service(tmp_path: Path, backend: dict[str, str]) -> Iterator[Service]:
     """A service with one fixture-engine worker and short leases."""
-    svc = make_service(tmp_path, lease_s=2)
+    svc = make_service(tmp_path, lease_s=2, **backend)
     yield svc
     svc.stop()
 
 
 @pytest.fixture(scope="module")
-def shared_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def shared_service(tmp_path_factory: pytest.TempPathFactory,
+                   module_backend: dict[str, str]) -> Iterator[Service]:
     """One service for a module of tests that do not disturb each other."""
-    svc = make_service(tmp_path_factory.mktemp("shared"), rate_limit=0)
+    svc = make_service(tmp_path_factory.mktemp("shared"), rate_limit=0, **module_backend)
     yield svc
     svc.stop()
 
@@ -239,3 +278,19 @@ def image_server() -> Iterator[ImageServer]:
     server.shutdown()
     server.server_close()
     thread.join()
+
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis the machine runs; `.ci/run` starts it when it is down."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as error:
+        pytest.fail(f"Redis is not running at {REDIS_URL}: {error}")
+    finally:
+        client.close()
+    return REDIS_URL

@@ -78,8 +78,10 @@ def test_job_log_lines_carry_the_request_id_and_never_the_key(service: Service) 
     assert not any(service.api_key in line for line in service.output)
 
 
-def test_readyz_turns_503_when_the_only_worker_stops(tmp_path: Path) -> None:
-    service = make_service(tmp_path, workers=0, worker_stale_s=3)
+def test_readyz_turns_503_when_the_only_worker_stops(
+        tmp_path: Path, backend: dict[str, str],
+) -> None:
+    service = make_service(tmp_path, workers=0, worker_stale_s=3, **backend)
     try:
         ready = httpx.get(f"{service.base_url}/readyz")
         assert ready.status_code == 503 and "heartbeat" in ready.json()["error"]
@@ -93,8 +95,8 @@ def test_readyz_turns_503_when_the_only_worker_stops(tmp_path: Path) -> None:
         service.stop()
 
 
-def test_readyz_without_workers_on_purpose(tmp_path: Path) -> None:
-    service = make_service(tmp_path, workers=0, ready_without_workers="true")
+def test_readyz_without_workers_on_purpose(tmp_path: Path, backend: dict[str, str]) -> None:
+    service = make_service(tmp_path, workers=0, ready_without_workers="true", **backend)
     try:
         assert httpx.get(f"{service.base_url}/readyz").status_code == 200
     finally:
@@ -110,8 +112,8 @@ def _wait_ready(service: Service, status: int, timeout: float = 15) -> bool:
     return False
 
 
-def test_sigterm_lets_the_running_job_finish(tmp_path: Path) -> None:
-    service = make_service(tmp_path, workers=0, shutdown_grace_s=30)
+def test_sigterm_lets_the_running_job_finish(tmp_path: Path, backend: dict[str, str]) -> None:
+    service = make_service(tmp_path, workers=0, shutdown_grace_s=30, **backend)
     try:
         worker = service.start_worker()
         request_id = _submit(service, "sleep=2")
@@ -127,9 +129,11 @@ def test_sigterm_lets_the_running_job_finish(tmp_path: Path) -> None:
         service.stop()
 
 
-def test_sigterm_past_the_grace_period_hands_the_job_back(tmp_path: Path) -> None:
+def test_sigterm_past_the_grace_period_hands_the_job_back(
+        tmp_path: Path, backend: dict[str, str],
+) -> None:
     # One attempt allowed: a hand-back must not count as a lost attempt.
-    service = make_service(tmp_path, workers=0, shutdown_grace_s=0.5, max_attempts=1,
+    service = make_service(tmp_path, workers=0, shutdown_grace_s=0.5, max_attempts=1, **backend,
                            lease_s=60)
     try:
         worker = service.start_worker()
@@ -159,8 +163,8 @@ def test_status_command_shows_queue_states_and_workers(service: Service) -> None
     assert "COMPLETED" in out and "alive" in out
 
 
-def test_serve_sigterm_stops_its_workers(tmp_path: Path) -> None:
-    service = make_service(tmp_path, workers=2)
+def test_serve_sigterm_stops_its_workers(tmp_path: Path, backend: dict[str, str]) -> None:
+    service = make_service(tmp_path, workers=2, **backend)
     assert service.process is not None
     pids = subprocess.run(["pgrep", "-P", str(service.process.pid)], capture_output=True,
                           text=True).stdout.split()

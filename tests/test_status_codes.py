@@ -88,8 +88,8 @@ def test_failed_job_is_422_on_status_and_result_and_not_charged(shared_service: 
         "hold", "release"]
 
 
-def test_rate_limit_is_429_with_retry_headers(tmp_path: Path) -> None:
-    service = make_service(tmp_path, rate_limit=3, rate_window_s=60)
+def test_rate_limit_is_429_with_retry_headers(tmp_path: Path, backend: dict[str, str]) -> None:
+    service = make_service(tmp_path, rate_limit=3, rate_window_s=60, **backend)
     try:
         with service.client() as client:
             codes = [client.post(f"/v2/{T2V}", json=FAST).status_code for _ in range(3)]
@@ -105,8 +105,10 @@ def test_rate_limit_is_429_with_retry_headers(tmp_path: Path) -> None:
     assert polled.status_code == 404  # polls are not limited
 
 
-def test_sync_past_deadline_is_504_and_job_stays_pollable(tmp_path: Path) -> None:
-    service = make_service(tmp_path, sync_timeout_s=1)
+def test_sync_past_deadline_is_504_and_job_stays_pollable(
+        tmp_path: Path, backend: dict[str, str],
+) -> None:
+    service = make_service(tmp_path, sync_timeout_s=1, **backend)
     try:
         with service.client() as client:
             response = client.post(f"/v1/{T2V}", json={**FAST, "prompt": "sleep=3"})
@@ -158,8 +160,8 @@ def test_output_url_needs_no_key_and_serves_ranges(shared_service: Service) -> N
     assert httpx.get(guessed).status_code == 404
 
 
-def test_expired_result_is_404_and_file_deleted(tmp_path: Path) -> None:
-    service = make_service(tmp_path, retention_s=1)
+def test_expired_result_is_404_and_file_deleted(tmp_path: Path, backend: dict[str, str]) -> None:
+    service = make_service(tmp_path, retention_s=1, **backend)
     try:
         with service.client() as client:
             job = client.post(f"/v2/{T2V}", json=FAST).json()

@@ -28,9 +28,9 @@ from reelserve.errors import (
     Unauthorized,
 )
 from reelserve.jobs import ApiKey, Job, JobOrder, JobState, JobStore, Submitted
+from reelserve.jobs.backends import open_rate_limiter
 from reelserve.keys import authenticate
 from reelserve.logs import job_fields
-from reelserve.ratelimit import RateLimiter
 from reelserve.settings import Settings
 from reelserve.storage import LocalStorage
 
@@ -56,7 +56,7 @@ class Service:
         self.settings = settings
         self.store = store
         self.storage = storage
-        self.limiter = RateLimiter(settings.rate_limit, settings.rate_window_s)
+        self.limiter = open_rate_limiter(settings, store)
         # Reads (key lookups, polls) run on the event loop: a SQLite read in WAL
         # mode never waits for a lock and takes microseconds, while a hop to a
         # thread costs more and makes threads queue for the GIL. Submits may wait

@@ -1,11 +1,36 @@
-"""Open the job store a settings object names."""
+"""Open the job store and the rate limiter that a settings object names."""
 
 from __future__ import annotations
 
+from reelserve.errors import ReelserveError
 from reelserve.jobs.sqlite import SqliteJobStore
 from reelserve.jobs.store import JobStore
+from reelserve.ratelimit import LocalRateLimiter, RateLimiter, SharedRateLimiter
 from reelserve.settings import Settings
 
 
+class StoreUnavailable(ReelserveError):
+    pass
+
+
 def open_store(settings: Settings) -> JobStore:
-    return SqliteJobStore(settings.db_path, retention_s=settings.retention_s)
+    """SQLite in the data dir by default; Redis when ``settings.store`` is a redis:// URL."""
+    if not settings.store:
+        return SqliteJobStore(settings.db_path, retention_s=settings.retention_s)
+    if settings.store.startswith(("redis://", "rediss://", "unix://")):
+        from reelserve.jobs.redis_store import RedisJobStore
+
+        return RedisJobStore(settings.store, retention_s=settings.retention_s,
+                             prefix=settings.redis_prefix)
+    raise StoreUnavailable(
+        f"store {settings.store!r} is not supported: leave it empty for SQLite in the data "
+        "dir, or give a redis://HOST:PORT/DB URL")
+
+
+def open_rate_limiter(settings: Settings, store: JobStore) -> RateLimiter:
+    """A limit every API server shares when the store is shared (Redis), else in-process."""
+    from reelserve.jobs.redis_store import RedisJobStore
+
+    if isinstance(store, RedisJobStore):
+        return SharedRateLimiter(store, settings.rate_limit, settings.rate_window_s)
+    return LocalRateLimiter(settings.rate_limit, settings.rate_window_s)

@@ -1,0 +1,197 @@
+"""Lua scripts of the Redis job store: every state change is one atomic script.
+
+Each script gets the store's key prefix as ARGV[1] and reads the time from
+Redis (``TIME``), so leases, attempts and expiry all follow Redis' clock, not
+the clocks of the machines that call it. A job hash holds the job; the queue
+is a sorted set ordered by submit sequence, leases a sorted set by expiry.
+A job's ledger is a hash whose fields (hold, capture, release) are written
+with HSETNX, so no retry can charge or refund twice.
+"""
+
+from __future__ import annotations
+
+# Shared helpers, prepended to the scripts that need them.
+COMMON = """
+local P = ARGV[1]
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function move(from, to)
+  redis.call('HINCRBY', P .. ':state-counts', from, -1)
+  redis.call('HINCRBY', P .. ':state-counts', to, 1)
+end
+local function processing(job, attempt)
+  local state, current = unpack(redis.call('HMGET', job, 'state', 'attempt'))
+  return state == 'PROCESSING' and current == attempt
+end
+local function finish(id, job, state, fields, retention)
+  local t = now()
+  redis.call('HSET', job, 'state', state, 'completed_at', t, 'expires_at', t + retention,
+             'lease_expires_at', '', unpack(fields))
+  redis.call('ZREM', P .. ':leases', id)
+  redis.call('ZADD', P .. ':expiring', t + retention, id)
+  local output = redis.call('HGET', job, 'output_key') or ''
+  redis.call('HSET', P .. ':outputs', id, state .. '|' .. output)
+  redis.call('PEXPIRE', job, math.floor(retention * 1000) + 1)
+  redis.call('PEXPIRE', P .. ':ledger:' .. id, math.floor(retention * 1000) + 86400000)
+  move('PROCESSING', state)
+end
+local function fail(id, job, err, status, retention)
+  local key_id, price, hold = unpack(redis.call('HMGET', job, 'key_id', 'price', 'hold'))
+  if hold == 'held' then
+    redis.call('HINCRBY', P .. ':key:' .. key_id, 'balance', price)
+    redis.call('HSETNX', P .. ':ledger:' .. id, 'release', price)
+  end
+  finish(id, job, 'FAILED', {'hold', 'released', 'error', err, 'error_status', status,
+                             'metrics', '{"cost": 0.0}'}, retention)
+end
+local function requeue_or_fail(id, job, reason, max_attempts, counts, retention)
+  local attempt, handed_back, seq =
+    unpack(redis.call('HMGET', job, 'attempt', 'handed_back', 'seq'))
+  local lost = tonumber(attempt) - tonumber(handed_back)
+  if counts == 1 and lost >= max_attempts then
+    fail(id, job, 'failed after ' .. lost .. ' attempts; last: ' .. reason, 500, retention)
+    return 'FAILED'
+  end
+  redis.call('HSET', job, 'state', 'QUEUED', 'worker_id', '', 'lease_expires_at', '',
+             'progress', 0, 'last_error', reason)
+  if counts == 0 then redis.call('HINCRBY', job, 'handed_back', 1) end
+  redis.call('ZREM', P .. ':leases', id)
+  redis.call('ZADD', P .. ':queue', seq, id)
+  move('PROCESSING', 'QUEUED')
+  return 'QUEUED'
+end
+"""
+
+# ARGV: prefix, then per order: key_id, price, job_id, params. Answers per order
+# {1, balance left} or {0, balance}.
+SUBMIT = COMMON + """
+local t = now()
+local out = {}
+for i = 2, #ARGV, 4 do
+  local key_id, price, id, params = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+  local key = P .. ':key:' .. key_id
+  local balance = tonumber(redis.call('HGET', key, 'balance'))
+  if redis.call('EXISTS', P .. ':job:' .. id) == 1 then
+    -- the same submit again: a client retry after a lost reply; hold nothing twice
+    table.insert(out, {1, balance})
+  elseif balance < price then
+    table.insert(out, {0, balance})
+  else
+    redis.call('HINCRBY', key, 'balance', -price)
+    local seq = redis.call('INCR', P .. ':jobs:seq')
+    redis.call('HSET', P .. ':job:' .. id, 'id', id, 'key_id', key_id, 'params', params,
+               'state', 'QUEUED', 'price', price, 'hold', 'held', 'attempt', 0, 'handed_back', 0,
+               'progress', 0, 'created_at', t, 'seq', seq)
+    redis.call('ZADD', P .. ':queue', seq, id)
+    redis.call('HSETNX', P .. ':ledger:' .. id, 'hold', price)
+    redis.call('HINCRBY', P .. ':state-counts', 'QUEUED', 1)
+    table.insert(out, {1, balance - price})
+  end
+end
+return out
+"""
+
+# ARGV: prefix, worker_id, lease_s. Answers nil or {id, attempt, params, queued_for}.
+CLAIM = COMMON + """
+local first = redis.call('ZRANGE', P .. ':queue', 0, 0)
+if #first == 0 then return nil end
+local id = first[1]
+local job = P .. ':job:' .. id
+local t = now()
+redis.call('ZREM', P .. ':queue', id)
+local attempt = redis.call('HINCRBY', job, 'attempt', 1)
+local lease = t + tonumber(ARGV[3])
+redis.call('HSET', job, 'state', 'PROCESSING', 'worker_id', ARGV[2], 'lease_expires_at', lease,
+           'progress', 0)
+redis.call('HSETNX', job, 'started_at', t)
+redis.call('ZADD', P .. ':leases', lease, id)
+move('QUEUED', 'PROCESSING')
+local params, created = unpack(redis.call('HMGET', job, 'params', 'created_at'))
+return {id, attempt, params, tostring(t - tonumber(created))}
+"""
+
+# ARGV: prefix, id, attempt, lease_s, progress. Answers 1, or 0 when the attempt is stale.
+RENEW = COMMON + """
+local job = P .. ':job:' .. ARGV[2]
+if not processing(job, ARGV[3]) then return 0 end
+local lease = now() + tonumber(ARGV[4])
+local progress = math.max(tonumber(redis.call('HGET', job, 'progress') or 0), tonumber(ARGV[5]))
+redis.call('HSET', job, 'lease_expires_at', lease, 'progress', progress)
+redis.call('ZADD', P .. ':leases', lease, ARGV[2])
+return 1
+"""
+
+# ARGV: prefix, id, attempt, output_key, metrics_json, retention. Answers 1, or 0
+# when the attempt is stale; a retry of a call that already succeeded answers 1.
+COMPLETE = COMMON + """
+local id = ARGV[2]
+local job = P .. ':job:' .. id
+local state, attempt, output = unpack(redis.call('HMGET', job, 'state', 'attempt', 'output_key'))
+if state == 'COMPLETED' and attempt == ARGV[3] and output == ARGV[4] then return 1 end
+if not processing(job, ARGV[3]) then return 0 end
+redis.call('HSET', job, 'output_key', ARGV[4])
+redis.call('HSETNX', P .. ':ledger:' .. id, 'capture', redis.call('HGET', job, 'price'))
+finish(id, job, 'COMPLETED', {'hold', 'captured', 'metrics', ARGV[5], 'progress', 1},
+       tonumber(ARGV[6]))
+return 1
+"""
+
+# ARGV: prefix, id, attempt, error, error_status, retention.
+FAIL = COMMON + """
+local id = ARGV[2]
+local job = P .. ':job:' .. id
+local state, attempt = unpack(redis.call('HMGET', job, 'state', 'attempt'))
+if state == 'FAILED' and attempt == ARGV[3] then return 1 end
+if not processing(job, ARGV[3]) then return 0 end
+fail(id, job, ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]))
+return 1
+"""
+
+# ARGV: prefix, id, attempt, reason, max_attempts, counts (1/0), retention.
+ABANDON = COMMON + """
+local id = ARGV[2]
+local job = P .. ':job:' .. id
+if not processing(job, ARGV[3]) then return 0 end
+requeue_or_fail(id, job, ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
+return 1
+"""
+
+# ARGV: prefix, max_attempts, retention. Answers how many leases had run out.
+RECOVER = COMMON + """
+local expired = redis.call('ZRANGEBYSCORE', P .. ':leases', '-inf', now())
+for _, id in ipairs(expired) do
+  requeue_or_fail(id, P .. ':job:' .. id, 'worker lost (lease expired)', tonumber(ARGV[2]), 1,
+                  tonumber(ARGV[3]))
+end
+return #expired
+"""
+
+# ARGV: prefix. Answers {count, output keys...} of the jobs whose retention ended.
+SWEEP = COMMON + """
+local expired = redis.call('ZRANGEBYSCORE', P .. ':expiring', '-inf', now())
+local out = {#expired}
+for _, id in ipairs(expired) do
+  local entry = redis.call('HGET', P .. ':outputs', id) or '|'
+  local sep = string.find(entry, '|', 1, true)
+  local state, output = string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1)
+  if state ~= '' then redis.call('HINCRBY', P .. ':state-counts', state, -1) end
+  if output ~= '' then table.insert(out, output) end
+  redis.call('DEL', P .. ':job:' .. id)
+  redis.call('HDEL', P .. ':outputs', id)
+  redis.call('ZREM', P .. ':expiring', id)
+end
+return out
+"""
+
+# ARGV: prefix, key_id, limit, window_s. Answers {allowed 1/0, reset_at}.
+RATE_LIMIT = COMMON + """
+local t = now()
+local window = tonumber(ARGV[4])
+local start = math.floor(t / window) * window
+local counter = P .. ':rate:' .. ARGV[2] .. ':' .. start
+local count = redis.call('INCR', counter)
+if count == 1 then redis.call('PEXPIRE', counter, math.ceil(window * 1000) + 1000) end
+return {count <= tonumber(ARGV[3]) and 1 or 0, tostring(start + window)}
+"""

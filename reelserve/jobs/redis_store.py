@@ -1,0 +1,294 @@
+"""``JobStore`` on Redis, for several API servers and workers on several machines.
+
+Layout under a key prefix ``P`` (default ``reelserve``):
+
+- ``P:key:<id>`` hash per API key; ``P:keys:byhash`` and ``P:keys:byprefix`` look ids up;
+- ``P:job:<id>`` hash per job, which Redis expires itself when its retention ends;
+- ``P:queue`` sorted set of queued job ids by submit sequence (a job handed back
+  keeps its place); ``P:leases`` sorted set of running job ids by lease expiry,
+  which is where lost workers' jobs are found again (the pending-entry recovery);
+- ``P:ledger:<job>`` hash with at most one hold, capture and release;
+- ``P:expiring`` and ``P:outputs``: finished jobs by expiry and their output files,
+  for the sweeper; ``P:state-counts``, ``P:workers``, ``P:rate:<key>:<window>``.
+
+Every change of a job is one Lua script (``redis_scripts``), atomic and timed by
+Redis' own clock. One Redis (or a primary with replicas) is assumed, not a
+Redis Cluster: the scripts touch keys they compute from the prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any, cast
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from reelserve.catalog import JobParams
+from reelserve.errors import InsufficientCredits, NotFound, RateLimited, StaleAttempt
+from reelserve.jobs import redis_scripts as scripts
+from reelserve.jobs.records import (
+    ApiKey,
+    ClaimedJob,
+    Job,
+    JobOrder,
+    QueueStats,
+    Submitted,
+    SweepReport,
+    WorkerRecord,
+)
+from reelserve.jobs.states import JobState
+
+
+class RedisJobStore:
+    def __init__(self, url: str, *, retention_s: float, prefix: str = "reelserve") -> None:
+        self.url = url
+        self.retention_s = retention_s
+        self.prefix = prefix
+        # A Redis restart (a failover, a deploy) takes a moment: calls are retried
+        # with backoff for about half a minute before the error reaches the caller.
+        self.redis = redis.Redis.from_url(
+            url, decode_responses=True, health_check_interval=30, socket_timeout=30,
+            socket_connect_timeout=5,
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=20),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError])
+        register = self.redis.register_script
+        self._submit = register(scripts.SUBMIT)
+        self._claim = register(scripts.CLAIM)
+        self._renew = register(scripts.RENEW)
+        self._complete = register(scripts.COMPLETE)
+        self._fail = register(scripts.FAIL)
+        self._abandon = register(scripts.ABANDON)
+        self._recover = register(scripts.RECOVER)
+        self._sweep = register(scripts.SWEEP)
+        self._rate = register(scripts.RATE_LIMIT)
+
+    def _k(self, *parts: object) -> str:
+        return ":".join([self.prefix, *map(str, parts)])
+
+    def now(self) -> float:
+        seconds, micros = cast(tuple[int, int], self.redis.time())
+        return seconds + micros / 1_000_000
+
+    def close(self) -> None:
+        self.redis.close()
+
+    # -- keys and credits -----------------------------------------------------
+    def create_key(self, key_hash: str, prefix: str, *, name: str, credits: int,
+                   models: tuple[str, ...] | None) -> ApiKey:
+        key_id = int(cast(int, self.redis.incr(self._k("keys", "seq"))))
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self._k("key", key_id), mapping={
+                "id": key_id, "prefix": prefix, "hash": key_hash, "name": name,
+                "models": "" if models is None else json.dumps(models), "balance": credits,
+                "revoked": 0, "created_at": self.now()})
+            pipe.hset(self._k("keys", "byhash"), key_hash, str(key_id))
+            pipe.hset(self._k("keys", "byprefix"), prefix, str(key_id))
+            pipe.execute()
+        return self.get_key(key_id)
+
+    def find_key(self, key_hash: str) -> ApiKey | None:
+        key_id = self.redis.hget(self._k("keys", "byhash"), key_hash)
+        return None if key_id is None else self._key_or_none(int(cast(str, key_id)))
+
+    def get_key(self, key_id: int) -> ApiKey:
+        key = self._key_or_none(key_id)
+        if key is None:
+            raise NotFound(f"no key with id {key_id}")
+        return key
+
+    def _key_or_none(self, key_id: int) -> ApiKey | None:
+        row = cast(dict[str, str], self.redis.hgetall(self._k("key", key_id)))
+        return None if not row else _key(row)
+
+    def list_keys(self) -> list[ApiKey]:
+        ids = sorted(int(v) for v in cast(list[str], self.redis.hvals(self._k("keys", "byprefix"))))
+        return [key for key in map(self._key_or_none, ids) if key is not None]
+
+    def _key_by_prefix(self, prefix: str) -> int:
+        index = cast(dict[str, str], self.redis.hgetall(self._k("keys", "byprefix")))
+        found = [int(key_id) for shown, key_id in index.items()
+                 if shown.startswith(prefix) or prefix.startswith(shown)]
+        if len(found) != 1:
+            raise NotFound(f"{'no key' if not found else f'{len(found)} keys'} "
+                           f"with prefix {prefix!r}")
+        return found[0]
+
+    def revoke_key(self, prefix: str) -> ApiKey:
+        key_id = self._key_by_prefix(prefix)
+        self.redis.hset(self._k("key", key_id), "revoked", "1")
+        return self.get_key(key_id)
+
+    def add_credits(self, prefix: str, amount: int) -> ApiKey:
+        key_id = self._key_by_prefix(prefix)
+        self.redis.hincrby(self._k("key", key_id), "balance", amount)
+        return self.get_key(key_id)
+
+    def ledger(self, job_id: str) -> list[tuple[str, int]]:
+        entries = cast(dict[str, str], self.redis.hgetall(self._k("ledger", job_id)))
+        return [(kind, int(entries[kind])) for kind in ("hold", "capture", "release")
+                if kind in entries]
+
+    def hit_rate_limit(self, key_id: int, limit: int, window_s: float) -> None:
+        """Count one submit against a limit every API server shares."""
+        allowed, reset_at = cast(list[Any], self._rate(args=[self.prefix, key_id, limit,
+                                                              window_s]))
+        if not int(allowed):
+            raise RateLimited(limit, window_s, float(reset_at))
+
+    # -- submit and read ------------------------------------------------------
+    def submit_job(self, key_id: int, params: JobParams, price: int) -> Submitted:
+        [outcome] = self.submit_jobs([JobOrder(key_id, params, price)])
+        if isinstance(outcome, InsufficientCredits):
+            raise outcome
+        return outcome
+
+    def submit_jobs(self, orders: Sequence[JobOrder]) -> list[Submitted | InsufficientCredits]:
+        ids = [str(uuid.uuid4()) for _ in orders]
+        args: list[Any] = [self.prefix]
+        for order, job_id in zip(orders, ids, strict=True):
+            args += [order.key_id, order.price, job_id, json.dumps(order.params.to_json())]
+        answers = cast(list[list[int]], self._submit(args=args))
+        now = self.now()
+        outcomes: list[Submitted | InsufficientCredits] = []
+        for order, job_id, (accepted, balance) in zip(orders, ids, answers, strict=True):
+            if not accepted:
+                outcomes.append(InsufficientCredits(order.price / 1000, balance / 1000))
+                continue
+            job = Job(id=job_id, key_id=order.key_id, params=order.params,
+                      state=JobState.QUEUED, price=order.price, hold="held", attempt=0,
+                      created_at=now)
+            outcomes.append((job, int(balance)))
+        return outcomes
+
+    def get_job(self, job_id: str) -> Job | None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._k("job", job_id))
+            pipe.time()
+            row, (seconds, micros) = pipe.execute()
+        if not row:
+            return None
+        job = _job(row)
+        if job.expires_at is not None and job.expires_at <= seconds + micros / 1_000_000:
+            return None
+        return job
+
+    def queue_position(self, job_id: str) -> int | None:
+        rank = self.redis.zrank(self._k("queue"), job_id)
+        return None if rank is None else int(cast(int, rank)) + 1
+
+    def queue_stats(self) -> QueueStats:
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self._k("queue"))
+            pipe.zrange(self._k("queue"), 0, 0)
+            pipe.hgetall(self._k("state-counts"))
+            depth, first, counts = pipe.execute()
+        age = 0.0
+        if first:
+            created = self.redis.hget(self._k("job", first[0]), "created_at")
+            if created is not None:
+                age = max(0.0, self.now() - float(cast(str, created)))
+        by_state = {state: int(n) for state, n in counts.items() if int(n) > 0}
+        return QueueStats(int(depth), age, by_state)
+
+    # -- workers --------------------------------------------------------------
+    def claim_next_job(self, worker_id: str, lease_s: float) -> ClaimedJob | None:
+        answer = self._claim(args=[self.prefix, worker_id, lease_s])
+        if answer is None:
+            return None
+        job_id, attempt, params, queued_for = cast(list[Any], answer)
+        return ClaimedJob(job_id, int(attempt), JobParams.from_json(json.loads(params)),
+                          float(queued_for))
+
+    def renew_lease(self, job_id: str, attempt: int, lease_s: float, progress: float) -> None:
+        if not self._renew(args=[self.prefix, job_id, attempt, lease_s, progress]):
+            raise StaleAttempt(job_id, attempt)
+
+    def complete_job(self, job_id: str, attempt: int, output_key: str,
+                     metrics: dict[str, Any]) -> Job:
+        price = self.redis.hget(self._k("job", job_id), "price")
+        metrics = {**metrics, "cost": int(cast(str, price or 0)) / 1000}
+        if not self._complete(args=[self.prefix, job_id, attempt, output_key,
+                                    json.dumps(metrics), self.retention_s]):
+            raise StaleAttempt(job_id, attempt)
+        return self._must_get(job_id)
+
+    def fail_job(self, job_id: str, attempt: int, error: str, error_status: int) -> Job:
+        if not self._fail(args=[self.prefix, job_id, attempt, error, error_status,
+                                self.retention_s]):
+            raise StaleAttempt(job_id, attempt)
+        return self._must_get(job_id)
+
+    def abandon_attempt(self, job_id: str, attempt: int, reason: str, max_attempts: int,
+                        *, counts: bool = True) -> Job:
+        if not self._abandon(args=[self.prefix, job_id, attempt, reason, max_attempts,
+                                   int(counts), self.retention_s]):
+            raise StaleAttempt(job_id, attempt)
+        return self._must_get(job_id)
+
+    def recover_expired_leases(self, max_attempts: int) -> int:
+        return int(cast(int, self._recover(args=[self.prefix, max_attempts,
+                                                  self.retention_s])))
+
+    def heartbeat_worker(self, worker_id: str, engine: str, job_id: str | None) -> None:
+        now = self.now()
+        key = self._k("workers")
+        known = self.redis.hget(key, worker_id)
+        started = json.loads(cast(str, known))["started_at"] if known else now
+        self.redis.hset(key, worker_id, json.dumps(
+            {"engine": engine, "job_id": job_id, "started_at": started, "last_seen": now}))
+
+    def remove_worker(self, worker_id: str) -> None:
+        self.redis.hdel(self._k("workers"), worker_id)
+
+    def list_workers(self) -> list[WorkerRecord]:
+        rows = cast(dict[str, str], self.redis.hgetall(self._k("workers")))
+        workers = []
+        for worker_id, raw in sorted(rows.items()):
+            data = json.loads(raw)
+            workers.append(WorkerRecord(worker_id, data["engine"], data["job_id"],
+                                        data["started_at"], data["last_seen"]))
+        return workers
+
+    # -- retention ------------------------------------------------------------
+    def sweep_expired(self) -> SweepReport:
+        count, *outputs = cast(list[Any], self._sweep(args=[self.prefix]))
+        # Workers gone for a day are forgotten.
+        cutoff = self.now() - 86400
+        stale = [w.id for w in self.list_workers() if w.last_seen < cutoff]
+        if stale:
+            self.redis.hdel(self._k("workers"), *stale)
+        return SweepReport(int(count), tuple(outputs))
+
+    def _must_get(self, job_id: str) -> Job:
+        row = cast(dict[str, str], self.redis.hgetall(self._k("job", job_id)))
+        if not row:
+            raise NotFound(f"job {job_id} vanished")
+        return _job(row)
+
+
+def _float(value: str | None) -> float | None:
+    return None if value in (None, "") else float(cast(str, value))
+
+
+def _key(row: dict[str, str]) -> ApiKey:
+    models = tuple(json.loads(row["models"])) if row["models"] else None
+    return ApiKey(int(row["id"]), row["prefix"], row["name"], models, int(row["balance"]),
+                  row["revoked"] == "1", float(row["created_at"]))
+
+
+def _job(row: dict[str, str]) -> Job:
+    status = row.get("error_status")
+    return Job(
+        id=row["id"], key_id=int(row["key_id"]),
+        params=JobParams.from_json(json.loads(row["params"])), state=JobState(row["state"]),
+        price=int(row["price"]), hold=row["hold"], attempt=int(row["attempt"]),
+        created_at=float(row["created_at"]), started_at=_float(row.get("started_at")),
+        completed_at=_float(row.get("completed_at")), expires_at=_float(row.get("expires_at")),
+        progress=float(row.get("progress") or 0), output_key=row.get("output_key") or None,
+        error=row.get("error") or None, error_status=int(status) if status else None,
+        metrics=json.loads(row["metrics"]) if row.get("metrics") else {},
+    )
