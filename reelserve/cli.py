@@ -7,7 +7,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 import uvicorn
@@ -16,13 +16,14 @@ from rich.table import Table
 
 from reelserve.catalog import MODELS
 from reelserve.errors import EngineUnavailable, ReelserveError
+from reelserve.jobs import JobStore
 from reelserve.jobs.backends import open_store
 from reelserve.keys import issue_key
 from reelserve.logs import configure_logging
 from reelserve.metrics_dir import use_metrics_dir
 from reelserve.processes import die_with_parent, supervised_by
 from reelserve.settings import Settings, settings_from_env
-from reelserve.storage import LocalStorage
+from reelserve.storage import Storage, open_storage
 
 app = typer.Typer(help="reelserve: a self-hosted Kling 3.0 compatible video API.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -41,9 +42,29 @@ def _settings(**overrides: object) -> Settings:
     return settings_from_env().with_overrides(**overrides)
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)
+
+
+def _open_store(settings: Settings) -> JobStore:
+    """The configured store, checked to answer; a clear error instead of a traceback."""
+    where = settings.store or str(settings.db_path)
+    try:
+        store = open_store(settings)
+        store.queue_stats()
+    except ReelserveError as error:
+        _fail(error.message)
+    except Exception as error:  # whatever the backend raises, the user needs the same answer
+        _fail(f"the job store at {where} does not answer: {type(error).__name__}: {error}")
+    return store
+
+
+def _open_storage(settings: Settings) -> Storage:
+    try:
+        return open_storage(settings)
+    except ReelserveError as error:
+        _fail(error.message)
 
 
 def _models(value: str | None) -> tuple[str, ...] | None:
@@ -75,7 +96,8 @@ def serve(
     from reelserve.api import create_app
     from reelserve.supervisor import WorkerPool
 
-    store = open_store(settings)
+    store = _open_store(settings)
+    storage = _open_storage(settings)
     if not store.list_keys():
         issued = issue_key(store, credits=int(settings.starting_credits * 1000), name="first")
         console.print(f"Created an API key with {settings.starting_credits:g} credits "
@@ -93,7 +115,7 @@ def serve(
     try:
         # On SIGTERM uvicorn stops accepting connections and answers the requests in
         # flight (a /v1 call waits up to the grace period); then the workers stop.
-        uvicorn.run(create_app(settings, store, LocalStorage(settings.outputs_dir)),
+        uvicorn.run(create_app(settings, store, storage),
                     host=settings.host, port=settings.port, log_level="warning",
                     log_config=None, access_log=False,
                     timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)))
@@ -125,7 +147,7 @@ def worker(data_dir: DataDir = None, store_url: StoreUrl = None,
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        Worker(settings, open_store(settings), LocalStorage(settings.outputs_dir)).run(stop)
+        Worker(settings, _open_store(settings), _open_storage(settings)).run(stop)
     except EngineUnavailable as error:
         _fail(error.message, EXIT_ENGINE_UNAVAILABLE)
 
@@ -134,7 +156,7 @@ def worker(data_dir: DataDir = None, store_url: StoreUrl = None,
 def status(data_dir: DataDir = None, store_url: StoreUrl = None) -> None:
     """Queue depth, jobs per state and workers with their last heartbeat, from the store."""
     settings = _settings(data_dir=data_dir, store=store_url)
-    store = open_store(settings)
+    store = _open_store(settings)
     stats = store.queue_stats()
     now = store.now()
     console.print(f"queue: {stats.depth} job(s) waiting, oldest {stats.oldest_age_s:.1f} s")

@@ -31,6 +31,10 @@ class Settings:
     # Where output MP4s go; empty for <data_dir>/outputs. Servers and workers on
     # several machines point this at one shared disk.
     output_dir: str = ""
+    # Empty for output_dir, or s3://BUCKET/PREFIX (with s3_endpoint_url for an
+    # S3-compatible server); credentials come from boto3's usual AWS_* variables.
+    storage: str = ""
+    s3_endpoint_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     # The absolute base the API puts in URLs it hands out; derived from host and

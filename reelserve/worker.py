@@ -31,7 +31,7 @@ from reelserve.errors import EngineUnavailable, StaleAttempt
 from reelserve.jobs import ClaimedJob, JobState, JobStore
 from reelserve.logs import job_fields
 from reelserve.settings import Settings
-from reelserve.storage import LocalStorage
+from reelserve.storage import Storage
 
 log = logging.getLogger("reelserve.worker")
 
@@ -45,7 +45,7 @@ class _Attempt:
 
 
 class Worker:
-    def __init__(self, settings: Settings, store: JobStore, storage: LocalStorage,
+    def __init__(self, settings: Settings, store: JobStore, storage: Storage,
                  worker_id: str | None = None) -> None:
         self.settings = settings
         self.store = store
@@ -100,7 +100,7 @@ class Worker:
         metrics.QUEUE_WAIT.labels(self.engine_name).observe(job.queued_for_s)
         log.info("running", extra=fields)
         self.engine.send(RunJob(job.id, job.params.to_json(),
-                                str(self.storage.path_for(attempt.output_key))))
+                                str(self.storage.staging_path(attempt.output_key))))
         grace_ends: float | None = None
         while True:
             event = self.engine.next_event(timeout=min(self.settings.heartbeat_s, 0.5))
@@ -149,6 +149,8 @@ class Worker:
         job, fields = attempt.job, self._fields(attempt)
         try:
             if isinstance(event, Done):
+                if not self._publish(attempt):
+                    return
                 details = {"queue_time_s": round(job.queued_for_s, 3),
                            "run_time_s": round(event.run_s, 3), "engine": self.engine_name,
                            "attempts": job.attempt, "worker": self.worker_id}
@@ -165,6 +167,19 @@ class Worker:
         except StaleAttempt:
             log.warning("late result refused (the attempt lost its lease)", extra=fields)
             self.storage.delete(attempt.output_key)
+
+    def _publish(self, attempt: _Attempt) -> bool:
+        """Move the finished file to its storage; on failure the attempt runs again."""
+        try:
+            self.storage.publish(attempt.output_key)
+        except Exception as error:  # storage is outside our control: retry the job
+            reason = f"could not store the output: {type(error).__name__}: {error}"
+            log.error(reason, extra=self._fields(attempt))
+            with contextlib.suppress(Exception):
+                self.storage.delete(attempt.output_key)
+            self._abandon(attempt, reason, counts=True)
+            return False
+        return True
 
     def _child_died(self, attempt: _Attempt) -> None:
         reason = f"engine process died (exit code {self.engine.exit_code})"

@@ -7,12 +7,14 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel
+from starlette.concurrency import iterate_in_threadpool
 
 from reelserve import __version__, metrics
 from reelserve.api.errors import error_response, install_error_handlers
@@ -32,7 +34,7 @@ from reelserve.jobs.backends import open_rate_limiter
 from reelserve.keys import authenticate
 from reelserve.logs import job_fields
 from reelserve.settings import Settings
-from reelserve.storage import LocalStorage
+from reelserve.storage import Storage
 
 log = logging.getLogger("reelserve.api")
 SYNC_POLL_S = 0.05
@@ -52,7 +54,7 @@ def _submit_openapi(model: type[BaseModel]) -> dict[str, Any]:
 class Service:
     """What the routes share: settings, the store, output storage and the rate limiter."""
 
-    def __init__(self, settings: Settings, store: JobStore, storage: LocalStorage) -> None:
+    def __init__(self, settings: Settings, store: JobStore, storage: Storage) -> None:
         self.settings = settings
         self.store = store
         self.storage = storage
@@ -143,7 +145,7 @@ async def _json_body(request: Request) -> Any:
         raise InvalidParameter("body", f"must be valid JSON ({error})") from error
 
 
-def create_app(settings: Settings, store: JobStore, storage: LocalStorage) -> FastAPI:
+def create_app(settings: Settings, store: JobStore, storage: Storage) -> FastAPI:
     """Build the API over ``store`` and ``storage``; nothing is read from the environment."""
     service = Service(settings, store, storage)
 
@@ -204,10 +206,13 @@ def _add_routes(app: FastAPI, service: Service) -> None:
             response.status_code = job.error_status or 500
             return response
         assert job.output_key is not None
-        return FileResponse(service.storage.existing_path(job.output_key),
-                            media_type="video/mp4", headers={
-                                "x-request-id": job.id,
-                                "x-remaining-credits": _credits(balance)})
+        headers = {"x-request-id": job.id, "x-remaining-credits": _credits(balance)}
+        found = service.storage.locate(job.output_key)
+        if isinstance(found, Path):
+            return FileResponse(found, media_type="video/mp4", headers=headers)
+        # Object storage: the bytes themselves, since clients need not follow redirects.
+        chunks = iterate_in_threadpool(service.storage.read_chunks(job.output_key))
+        return StreamingResponse(chunks, media_type="video/mp4", headers=headers)
 
     @app.get("/v2/requests/{request_id}/status", response_model=schemas.StatusBody,
              responses={422: {"model": schemas.StatusBody}, 404: {"model": schemas.ErrorBody}})
@@ -221,9 +226,14 @@ def _add_routes(app: FastAPI, service: Service) -> None:
         key, job = service.own_job(request, request_id)
         return _job_response(service.result_body(job), job, key)
 
-    @app.get("/outputs/{output_key}", responses={200: {"content": {"video/mp4": {}}}})
-    def output_file(output_key: str) -> FileResponse:
-        return FileResponse(service.storage.existing_path(output_key), media_type="video/mp4")
+    @app.get("/outputs/{output_key}", responses={200: {"content": {"video/mp4": {}}},
+                                                  307: {"description": "object storage"}})
+    def output_file(output_key: str) -> Response:
+        """The MP4, with Range support: from disk, or a redirect to a presigned URL."""
+        found = service.storage.locate(output_key)
+        if isinstance(found, Path):
+            return FileResponse(found, media_type="video/mp4")
+        return RedirectResponse(found, status_code=307)
 
 
 def _add_operations_routes(app: FastAPI, service: Service) -> None:

@@ -49,11 +49,11 @@ class RedisJobStore:
         self.retention_s = retention_s
         self.prefix = prefix
         # A Redis restart (a failover, a deploy) takes a moment: calls are retried
-        # with backoff for about half a minute before the error reaches the caller.
+        # with backoff for about ten seconds before the error reaches the caller.
         self.redis = redis.Redis.from_url(
             url, decode_responses=True, health_check_interval=30, socket_timeout=30,
             socket_connect_timeout=5,
-            retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=20),
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=15),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError])
         register = self.redis.register_script
         self._submit = register(scripts.SUBMIT)
