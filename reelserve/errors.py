@@ -11,10 +11,13 @@ codes and ``{"error": ...}`` bodies in one place::
     │   ├── ModelNotFound            unknown slug
     │   └── RequestNotFound          unknown or expired request id
     ├── InsufficientCredits     406  price above the key's balance
+    ├── Conflict                409  e.g. canceling a request that already ended
+    ├── IdempotencyMismatch     422  an Idempotency-Key reused with another body
     ├── JobFailed               422  the request ended FAILED
     ├── RateLimited             429  too many submits for a key
     ├── SyncTimeout             504  a /v1 call passed its deadline
     ├── InputError                   an input URL could not be fetched or decoded (job FAILED)
+    ├── FetchError                   an outbound URL was refused by the fetch policy or failed
     ├── EngineError                  an engine could not generate (job FAILED)
     │   └── EngineUnavailable        the engine cannot start (missing weights, torch, ...)
     ├── Interrupted                  generation stopped because it was asked to
@@ -75,6 +78,18 @@ class InsufficientCredits(ReelserveError):
         self.balance = balance
 
 
+class Conflict(ReelserveError):
+    """The request cannot apply to the job as it is now (e.g. cancel a finished job)."""
+
+
+class IdempotencyMismatch(ReelserveError):
+    """An Idempotency-Key reused with a different request body."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"Idempotency-Key {key!r} was already used with a different "
+                         "request body; use a new key for a new request")
+
+
 class JobFailed(ReelserveError):
     def __init__(self, request_id: str, error: str) -> None:
         super().__init__(error)
@@ -105,6 +120,15 @@ class InputError(ReelserveError):
         shown = url if len(url) <= 120 else url[:117] + "..."
         super().__init__(f"{field} ({shown}): {reason}")
         self.field = field
+        self.url = url
+        self.reason = reason
+
+
+class FetchError(ReelserveError):
+    """An outbound HTTP call was refused by the fetch policy, or failed on the way."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(reason)
         self.url = url
         self.reason = reason
 

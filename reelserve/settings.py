@@ -61,8 +61,18 @@ class Settings:
     rate_limit: int = 120
     rate_window_s: float = 60.0
     starting_credits: float = 100.0
+    # Seconds between webhook tries (the count of entries is the number of retries):
+    # about 2.7 hours in all by default.
+    webhook_backoff_s: str = "5,30,120,600,1800,3600,3600"
+    webhook_timeout_s: float = 10.0
     max_input_bytes: int = 50 * 1024 * 1024
     input_timeout_s: float = 30.0
+    # Networks input fetches (and later webhooks) may reach besides public addresses,
+    # comma-separated CIDRs such as "10.0.0.0/8,::1/128"; empty keeps loopback and
+    # private networks off.
+    fetch_allow_cidrs: str = ""
+    # Largest JSON body a submit may send: a 50 MB image as a base64 data: URL fits.
+    max_body_bytes: int = 72 * 1024 * 1024
 
     @property
     def db_path(self) -> Path:

@@ -34,6 +34,9 @@ from reelserve.settings import Settings
 from reelserve.storage import Storage
 
 log = logging.getLogger("reelserve.worker")
+# How often a running job's state is read back, so a cancel stops it this fast
+# (the engine then stops within one step: a frame, a denoising step).
+CANCEL_CHECK_S = 0.25
 
 
 @dataclass
@@ -42,6 +45,7 @@ class _Attempt:
     output_key: str
     progress: float = 0.0
     next_heartbeat: float = 0.0
+    next_state_check: float = 0.0
 
 
 class Worker:
@@ -103,7 +107,7 @@ class Worker:
                                 str(self.storage.staging_path(attempt.output_key))))
         grace_ends: float | None = None
         while True:
-            event = self.engine.next_event(timeout=min(self.settings.heartbeat_s, 0.5))
+            event = self.engine.next_event(timeout=min(self.settings.heartbeat_s, CANCEL_CHECK_S))
             if isinstance(event, Progress):
                 attempt.progress = event.fraction
             elif isinstance(event, Done | Failed):
@@ -115,6 +119,8 @@ class Worker:
             self._beat(job.id)
             if time.monotonic() >= attempt.next_heartbeat and not self._heartbeat(attempt):
                 return
+            if not self._still_wanted(attempt):
+                return
             if stop.is_set() and grace_ends is None:
                 grace_ends = time.monotonic() + self.settings.shutdown_grace_s
                 log.info("shutting down; finishing within %g s", self.settings.shutdown_grace_s,
@@ -122,6 +128,18 @@ class Worker:
             if grace_ends is not None and time.monotonic() >= grace_ends:
                 self._give_back(attempt, "worker shut down mid-job")
                 return
+
+    def _still_wanted(self, attempt: _Attempt) -> bool:
+        """False once the job was canceled (or taken away): then stop the engine now."""
+        now = time.monotonic()
+        if now < attempt.next_state_check:
+            return True
+        attempt.next_state_check = now + CANCEL_CHECK_S
+        if self.store.attempt_is_current(attempt.job.id, attempt.job.attempt):
+            return True
+        log.info("stopping: the job was canceled or taken over", extra=self._fields(attempt))
+        self._stop_child_job(attempt)
+        return False
 
     def _beat(self, job_id: str | None) -> None:
         """Tell the store this worker is alive (what /readyz and `reelserve status` read)."""

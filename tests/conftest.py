@@ -163,6 +163,8 @@ class Service:
 
 def make_service(tmp_path: Path, workers: int = 1, **settings: Any) -> Service:
     settings.setdefault("engine", FIXTURE_ENGINE)
+    # The tests' image servers are on loopback, which the fetch policy refuses by default.
+    settings.setdefault("fetch_allow_cidrs", "127.0.0.0/8,::1/128")
     service = Service(tmp_path / "data", free_port(), settings)
     service.start(workers)
     return service

@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from reelserve.catalog import get_model, parse_submit
-from reelserve.errors import InsufficientCredits, StaleAttempt
+from reelserve.errors import (
+    Conflict,
+    IdempotencyMismatch,
+    InsufficientCredits,
+    RequestNotFound,
+    StaleAttempt,
+)
 from reelserve.jobs import JobOrder, JobState, JobStore
 from reelserve.jobs.redis_store import RedisJobStore
 from reelserve.jobs.sqlite import SqliteJobStore
@@ -167,3 +173,76 @@ def test_queue_stats_and_worker_heartbeats(store: JobStore) -> None:
     assert worker.last_seen - worker.started_at >= 0.1
     store.remove_worker("w")
     assert store.list_workers() == []
+
+
+def test_cancel_releases_the_hold_and_stops_the_attempt(store: JobStore) -> None:
+    key = issue_key(store, credits=1000).record
+    queued, _ = store.submit_job(key.id, _order(key.id).params, 240)
+    running, _ = store.submit_job(key.id, _order(key.id).params, 240)
+    store.claim_next_job("w", lease_s=10)  # takes `queued`, the first in line
+    assert store.attempt_is_current(queued.id, 1)
+    canceled = store.cancel_job(queued.id)
+    assert (canceled.state, canceled.error, canceled.canceled) == (JobState.FAILED, "canceled",
+                                                                   True)
+    assert not store.attempt_is_current(queued.id, 1)
+    with pytest.raises(StaleAttempt):
+        store.complete_job(queued.id, 1, "late.mp4", {})
+    store.cancel_job(running.id)  # still QUEUED: it will never run
+    assert store.claim_next_job("w", lease_s=10) is None
+    with pytest.raises(Conflict):
+        store.cancel_job(running.id)
+    with pytest.raises(RequestNotFound):
+        store.cancel_job("no-such-job")
+    assert store.ledger(queued.id) == [("hold", 240), ("release", 240)]
+    assert store.get_key(key.id).balance == 1000
+    assert store.queue_stats().by_state == {"FAILED": 2}
+
+
+def test_idempotent_submits_answer_the_same_job_and_hold_once(store: JobStore) -> None:
+    key = issue_key(store, credits=1000).record
+    params = _order(key.id).params
+    order = JobOrder(key.id, params, 240, idempotency_key="abc", body_digest="d1")
+    first, again, other = store.submit_jobs([order, order, JobOrder(
+        key.id, params, 240, idempotency_key="abc", body_digest="d2")])
+    assert not isinstance(first, InsufficientCredits | IdempotencyMismatch)
+    assert not isinstance(again, InsufficientCredits | IdempotencyMismatch)
+    assert again[0].id == first[0].id and again[1] == 760
+    assert isinstance(other, IdempotencyMismatch)
+    [later] = store.submit_jobs([order])
+    assert not isinstance(later, InsufficientCredits | IdempotencyMismatch)
+    assert later[0].id == first[0].id
+    assert store.get_key(key.id).balance == 760
+
+
+def test_a_finished_job_with_a_webhook_queues_one_delivery(store: JobStore) -> None:
+    key = issue_key(store, credits=1000).record
+    [submitted] = store.submit_jobs([JobOrder(key.id, _order(key.id).params, 240,
+                                              webhook_url="http://127.0.0.1:9/hook")])
+    assert not isinstance(submitted, InsufficientCredits | IdempotencyMismatch)
+    job = submitted[0]
+    assert store.claim_due_webhooks(10, 30) == []
+    store.claim_next_job("w", lease_s=10)
+    store.complete_job(job.id, 1, "out.mp4", {})
+    [delivery] = store.claim_due_webhooks(10, 30)
+    assert (delivery.job_id, delivery.url, delivery.attempts) == (job.id, "http://127.0.0.1:9/hook",
+                                                                  0)
+    assert delivery.event["status"] == "COMPLETED" and delivery.event["output_key"] == "out.mp4"
+    assert store.claim_due_webhooks(10, 30) == []  # leased to this sender
+    store.record_webhook_attempt(delivery.id, "HTTP 500", time.time() - 1, delivered=False)
+    [again] = store.claim_due_webhooks(10, 30)
+    assert again.attempts == 1
+    store.record_webhook_attempt(again.id, "HTTP 204", None, delivered=True)
+    assert store.claim_due_webhooks(10, 30) == []
+    log = store.webhook_log(job.id)
+    assert [entry["outcome"] for entry in log] == ["HTTP 500", "HTTP 204"]
+    assert log[-1]["state"] == "delivered"
+
+
+def test_recent_jobs_and_webhook_secret(store: JobStore) -> None:
+    key = issue_key(store, credits=10_000).record
+    other = issue_key(store, credits=10_000).record
+    jobs = [store.submit_job(key.id, _order(key.id).params, 240)[0] for _ in range(4)]
+    store.submit_job(other.id, _order(other.id).params, 240)
+    assert [job.id for job in store.list_jobs(key.id, 3)] == [j.id for j in jobs[::-1][:3]]
+    secret = store.webhook_secret(key.id, "whsec_first")
+    assert secret == "whsec_first" == store.webhook_secret(key.id, "whsec_second")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from starlette.concurrency import iterate_in_threadpool
 from reelserve import __version__, metrics
 from reelserve.api.errors import error_response, install_error_handlers
 from reelserve.api.request_metrics import RequestMetrics
+from reelserve.api.request_routes import add_request_routes
 from reelserve.api.submits import SubmitBatcher
 from reelserve.catalog import get_model, parse_submit, price_millicredits, schemas
 from reelserve.errors import (
@@ -35,6 +38,7 @@ from reelserve.keys import authenticate
 from reelserve.logs import job_fields
 from reelserve.settings import Settings
 from reelserve.storage import Storage
+from reelserve.webhooks import WebhookSender
 
 log = logging.getLogger("reelserve.api")
 SYNC_POLL_S = 0.05
@@ -78,9 +82,14 @@ class Service:
         if not key.may_use(slug):
             raise Forbidden(f"this API key may not use model '{slug}'")
         self.limiter.hit(key.id)
-        params = parse_submit(model, await _json_body(request))
-        submitted = await self.submits.submit(JobOrder(key.id, params,
-                                                       price_millicredits(params)))
+        body = await _json_body(request, self.settings.max_body_bytes)
+        params = parse_submit(model, body)
+        idempotency_key = request.headers.get("idempotency-key")
+        order = JobOrder(key.id, params, price_millicredits(params),
+                         webhook_url=_webhook_url(body),
+                         idempotency_key=_idempotency_key(idempotency_key),
+                         body_digest=_digest(slug, body) if idempotency_key else "")
+        submitted = await self.submits.submit(order)
         metrics.JOBS_SUBMITTED.labels(slug).inc()
         log.info("submitted", extra={**job_fields(submitted[0].id, slug, 0, self.settings.engine),
                                      "key_prefix": key.prefix})
@@ -106,6 +115,10 @@ class Service:
             body["queue_position"] = self.store.queue_position(job.id)
         if job.state is JobState.FAILED:
             body["error"] = job.error
+            body["canceled"] = job.canceled
+        body["eta_seconds"] = _eta_seconds(job, self.store.now())
+        for name in ("created_at", "started_at", "completed_at"):
+            body[name] = _iso(getattr(job, name))
         return body
 
     def result_body(self, job: Job) -> dict[str, Any]:
@@ -137,11 +150,62 @@ class Service:
             log.info("expired %d jobs", report.expired_jobs)
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+def _eta_seconds(job: Job, now: float) -> float | None:
+    """Seconds left, from the pace so far; None while queued or too early to tell."""
+    if job.state.is_terminal:
+        return 0.0
+    if job.state is not JobState.PROCESSING or job.started_at is None or job.progress < 0.02:
+        return None
+    elapsed = max(0.0, now - job.started_at)
+    return round(elapsed / job.progress * (1 - job.progress), 1)
+
+
+def _webhook_url(body: Any) -> str | None:
+    value = body.get("webhook_url") if isinstance(body, dict) else None
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")) \
+            or len(value) > 2048:
+        raise InvalidParameter("webhook_url", "must be an http(s) URL of at most 2048 characters")
+    return value
+
+
+def _idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 255 or not value.isprintable():
+        raise InvalidParameter("Idempotency-Key", "must be 1 to 255 printable characters")
+    return value
+
+
+def _digest(slug: str, body: Any) -> str:
+    """The same request, whatever its key order or spacing, gives the same digest."""
+    canonical = json.dumps([slug, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _json_body(request: Request, max_bytes: int) -> Any:
+    """The parsed JSON body; read in chunks and refused past ``max_bytes``."""
+    too_big = InvalidParameter("body", f"must be at most {max_bytes} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_big
+        chunks.append(chunk)
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return json.loads(b"".join(chunks))
+    # ValueError: JSONDecodeError and integers too long to convert; RecursionError: deep nesting
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise InvalidParameter("body", f"must be valid JSON ({error})") from error
 
 
@@ -152,10 +216,13 @@ def create_app(settings: Settings, store: JobStore, storage: Storage) -> FastAPI
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(_sweep_forever(service))
+        sender = WebhookSender(settings, store, settings.base_url)
+        webhooks = asyncio.create_task(sender.run_forever())
         try:
             yield
         finally:
             sweeper.cancel()
+            webhooks.cancel()
 
     app = FastAPI(title="reelserve", version=__version__, lifespan=lifespan,
                   description="Self-hosted Kling 3.0 Standard compatible video API")
@@ -163,6 +230,7 @@ def create_app(settings: Settings, store: JobStore, storage: Storage) -> FastAPI
     app.add_middleware(RequestMetrics)
     install_error_handlers(app)
     _add_routes(app, service)
+    add_request_routes(app, service)
     _add_operations_routes(app, service)
     return app
 

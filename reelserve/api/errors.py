@@ -20,6 +20,8 @@ STATUS_BY_ERROR: list[tuple[type[errors.ReelserveError], int]] = [
     (errors.Forbidden, 403),
     (errors.NotFound, 404),
     (errors.InsufficientCredits, 406),
+    (errors.Conflict, 409),
+    (errors.IdempotencyMismatch, 422),
     (errors.JobFailed, 422),
     (errors.RateLimited, 429),
     (errors.EngineUnavailable, 502),

@@ -12,7 +12,7 @@ import asyncio
 
 import anyio
 
-from reelserve.errors import InsufficientCredits
+from reelserve.errors import ReelserveError
 from reelserve.jobs import JobOrder, JobStore, Submitted
 
 MAX_BATCH = 256
@@ -25,7 +25,7 @@ class SubmitBatcher:
         self._writer: asyncio.Task[None] | None = None
 
     async def submit(self, order: JobOrder) -> Submitted:
-        """Queue ``order``'s job and hold its price; raise ``InsufficientCredits``."""
+        """Queue ``order``'s job and hold its price; raise the store's refusal."""
         future: asyncio.Future[Submitted] = asyncio.get_running_loop().create_future()
         self._waiting.append((order, future))
         if self._writer is None or self._writer.done():
@@ -46,7 +46,7 @@ class SubmitBatcher:
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():  # its client went away
                     continue
-                if isinstance(outcome, InsufficientCredits):
+                if isinstance(outcome, ReelserveError):
                     future.set_exception(outcome)
                 else:
                     future.set_result(outcome)

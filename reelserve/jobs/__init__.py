@@ -6,12 +6,14 @@ from reelserve.jobs.records import (
     Job,
     JobOrder,
     QueueStats,
+    Refusal,
     Submitted,
     SweepReport,
+    WebhookDelivery,
     WorkerRecord,
 )
 from reelserve.jobs.states import JobState
 from reelserve.jobs.store import JobStore
 
 __all__ = ["ApiKey", "ClaimedJob", "Job", "JobOrder", "JobState", "JobStore", "QueueStats",
-           "Submitted", "SweepReport", "WorkerRecord"]
+           "Refusal", "Submitted", "SweepReport", "WebhookDelivery", "WorkerRecord"]

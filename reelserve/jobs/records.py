@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reelserve.catalog import JobParams
+from reelserve.errors import IdempotencyMismatch, InsufficientCredits
 from reelserve.jobs.states import JobState
 
 
@@ -41,6 +42,8 @@ class Job:
     error: str | None = None
     error_status: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    canceled: bool = False
+    webhook_url: str | None = None
 
     @property
     def slug(self) -> str:
@@ -54,11 +57,17 @@ class JobOrder:
     key_id: int
     params: JobParams
     price: int  # millicredits
+    webhook_url: str | None = None
+    # An Idempotency-Key and a digest of the body it came with: the same pair gives
+    # the same job back; the same key with another body is refused.
+    idempotency_key: str | None = None
+    body_digest: str = ""
 
 
 # What the store answers for each order: the queued job and the key's balance
-# left, or the reason it was refused.
+# left (for an idempotent replay, the earlier job), or the reason it was refused.
 Submitted = tuple[Job, int]
+Refusal = InsufficientCredits | IdempotencyMismatch
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,18 @@ class WorkerRecord:
     job_id: str | None
     started_at: float
     last_seen: float
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One terminal-state notification for one job, retried until it lands or gives up."""
+
+    id: str
+    job_id: str
+    key_id: int
+    url: str
+    event: dict[str, Any]  # what the job looked like when it ended
+    attempts: int
 
 
 @dataclass(frozen=True)

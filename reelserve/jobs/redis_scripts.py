@@ -25,7 +25,18 @@ local function processing(job, attempt)
   local state, current = unpack(redis.call('HMGET', job, 'state', 'attempt'))
   return state == 'PROCESSING' and current == attempt
 end
-local function finish(id, job, state, fields, retention)
+local function enqueue_webhook(id, job, t)
+  local url, key_id, state, output, err, canceled = unpack(redis.call('HMGET', job,
+    'webhook_url', 'key_id', 'state', 'output_key', 'error', 'canceled'))
+  if not url or url == '' then return end
+  local delivery = P .. ':webhook:msg_' .. id
+  local event = cjson.encode({request_id = id, status = state, output_key = output or '',
+                              error = err or '', canceled = canceled == '1', at = t})
+  redis.call('HSET', delivery, 'id', 'msg_' .. id, 'job_id', id, 'key_id', key_id, 'url', url,
+             'event', event, 'state', 'pending', 'attempts', 0)
+  redis.call('ZADD', P .. ':webhooks:due', t, 'msg_' .. id)
+end
+local function finish(id, job, from, state, fields, retention)
   local t = now()
   redis.call('HSET', job, 'state', state, 'completed_at', t, 'expires_at', t + retention,
              'lease_expires_at', '', unpack(fields))
@@ -35,16 +46,20 @@ local function finish(id, job, state, fields, retention)
   redis.call('HSET', P .. ':outputs', id, state .. '|' .. output)
   redis.call('PEXPIRE', job, math.floor(retention * 1000) + 1)
   redis.call('PEXPIRE', P .. ':ledger:' .. id, math.floor(retention * 1000) + 86400000)
-  move('PROCESSING', state)
+  local idem = redis.call('HGET', job, 'idem')
+  if idem and idem ~= '' then redis.call('PEXPIRE', idem, math.floor(retention * 1000) + 1) end
+  move(from, state)
+  enqueue_webhook(id, job, t)
 end
 local function fail(id, job, err, status, retention)
-  local key_id, price, hold = unpack(redis.call('HMGET', job, 'key_id', 'price', 'hold'))
+  local key_id, price, hold, from = unpack(redis.call('HMGET', job, 'key_id', 'price', 'hold',
+                                                      'state'))
   if hold == 'held' then
     redis.call('HINCRBY', P .. ':key:' .. key_id, 'balance', price)
     redis.call('HSETNX', P .. ':ledger:' .. id, 'release', price)
   end
-  finish(id, job, 'FAILED', {'hold', 'released', 'error', err, 'error_status', status,
-                             'metrics', '{"cost": 0.0}'}, retention)
+  finish(id, job, from, 'FAILED', {'hold', 'released', 'error', err, 'error_status', status,
+                                   'metrics', '{"cost": 0.0}'}, retention)
 end
 local function requeue_or_fail(id, job, reason, max_attempts, counts, retention)
   local attempt, handed_back, seq =
@@ -64,30 +79,46 @@ local function requeue_or_fail(id, job, reason, max_attempts, counts, retention)
 end
 """
 
-# ARGV: prefix, then per order: key_id, price, job_id, params. Answers per order
-# {1, balance left} or {0, balance}.
+# ARGV: prefix, then per order: key_id, price, job_id, params, webhook_url,
+# idempotency key ('' for none), body digest. Answers per order {code, balance,
+# job id}: 1 queued, 0 balance too low, 2 idempotency key used with another body,
+# 3 the same idempotent request again (the earlier job's id, nothing held).
 SUBMIT = COMMON + """
 local t = now()
 local out = {}
-for i = 2, #ARGV, 4 do
+for i = 2, #ARGV, 7 do
   local key_id, price, id, params = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+  local webhook, idem_key, digest = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local key = P .. ':key:' .. key_id
   local balance = tonumber(redis.call('HGET', key, 'balance'))
-  if redis.call('EXISTS', P .. ':job:' .. id) == 1 then
+  local idem = P .. ':idem:' .. key_id .. ':' .. idem_key
+  local earlier = nil
+  if idem_key ~= '' then earlier = redis.call('HMGET', idem, 'digest', 'job_id') end
+  if earlier and earlier[1] and earlier[1] ~= digest then
+    table.insert(out, {2, balance, ''})
+  elseif earlier and earlier[2] and redis.call('EXISTS', P .. ':job:' .. earlier[2]) == 1 then
+    table.insert(out, {3, balance, earlier[2]})
+  elseif redis.call('EXISTS', P .. ':job:' .. id) == 1 then
     -- the same submit again: a client retry after a lost reply; hold nothing twice
-    table.insert(out, {1, balance})
+    table.insert(out, {3, balance, id})
   elseif balance < price then
-    table.insert(out, {0, balance})
+    table.insert(out, {0, balance, ''})
   else
     redis.call('HINCRBY', key, 'balance', -price)
     local seq = redis.call('INCR', P .. ':jobs:seq')
     redis.call('HSET', P .. ':job:' .. id, 'id', id, 'key_id', key_id, 'params', params,
                'state', 'QUEUED', 'price', price, 'hold', 'held', 'attempt', 0, 'handed_back', 0,
-               'progress', 0, 'created_at', t, 'seq', seq)
+               'progress', 0, 'created_at', t, 'seq', seq, 'webhook_url', webhook,
+               'canceled', 0)
     redis.call('ZADD', P .. ':queue', seq, id)
+    redis.call('ZADD', P .. ':keyjobs:' .. key_id, seq, id)
     redis.call('HSETNX', P .. ':ledger:' .. id, 'hold', price)
     redis.call('HINCRBY', P .. ':state-counts', 'QUEUED', 1)
-    table.insert(out, {1, balance - price})
+    if idem_key ~= '' then
+      redis.call('HSET', idem, 'digest', digest, 'job_id', id)
+      redis.call('HSET', P .. ':job:' .. id, 'idem', idem)
+    end
+    table.insert(out, {1, balance - price, id})
   end
 end
 return out
@@ -133,8 +164,8 @@ if state == 'COMPLETED' and attempt == ARGV[3] and output == ARGV[4] then return
 if not processing(job, ARGV[3]) then return 0 end
 redis.call('HSET', job, 'output_key', ARGV[4])
 redis.call('HSETNX', P .. ':ledger:' .. id, 'capture', redis.call('HGET', job, 'price'))
-finish(id, job, 'COMPLETED', {'hold', 'captured', 'metrics', ARGV[5], 'progress', 1},
-       tonumber(ARGV[6]))
+finish(id, job, 'PROCESSING', 'COMPLETED',
+       {'hold', 'captured', 'metrics', ARGV[5], 'progress', 1}, tonumber(ARGV[6]))
 return 1
 """
 
@@ -194,4 +225,35 @@ local counter = P .. ':rate:' .. ARGV[2] .. ':' .. start
 local count = redis.call('INCR', counter)
 if count == 1 then redis.call('PEXPIRE', counter, math.ceil(window * 1000) + 1000) end
 return {count <= tonumber(ARGV[3]) and 1 or 0, tostring(start + window)}
+"""
+
+# ARGV: prefix, id, error_status, retention. Answers 'OK', 'MISSING', or the state
+# the job already ended in.
+CANCEL = COMMON + """
+local id = ARGV[2]
+local job = P .. ':job:' .. id
+local state = redis.call('HGET', job, 'state')
+if not state then return 'MISSING' end
+local expires = redis.call('HGET', job, 'expires_at')
+if expires and expires ~= '' and tonumber(expires) <= now() then return 'MISSING' end
+if state ~= 'QUEUED' and state ~= 'PROCESSING' then return state end
+redis.call('ZREM', P .. ':queue', id)
+redis.call('HSET', job, 'canceled', 1)
+fail(id, job, 'canceled', tonumber(ARGV[3]), tonumber(ARGV[4]))
+return 'OK'
+"""
+
+# ARGV: prefix, limit, lease_s. Answers the due deliveries, each {id, job, key, url,
+# event, attempts}; each is pushed lease_s into the future while it is being sent.
+CLAIM_WEBHOOKS = COMMON + """
+local t = now()
+local due = redis.call('ZRANGEBYSCORE', P .. ':webhooks:due', '-inf', t, 'LIMIT', 0,
+                       tonumber(ARGV[2]))
+local out = {}
+for _, id in ipairs(due) do
+  redis.call('ZADD', P .. ':webhooks:due', t + tonumber(ARGV[3]), id)
+  table.insert(out, redis.call('HMGET', P .. ':webhook:' .. id, 'id', 'job_id', 'key_id', 'url',
+                               'event', 'attempts'))
+end
+return out
 """

@@ -28,7 +28,15 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from reelserve.catalog import JobParams
-from reelserve.errors import InsufficientCredits, NotFound, RateLimited, StaleAttempt
+from reelserve.errors import (
+    Conflict,
+    IdempotencyMismatch,
+    InsufficientCredits,
+    NotFound,
+    RateLimited,
+    RequestNotFound,
+    StaleAttempt,
+)
 from reelserve.jobs import redis_scripts as scripts
 from reelserve.jobs.records import (
     ApiKey,
@@ -36,11 +44,13 @@ from reelserve.jobs.records import (
     Job,
     JobOrder,
     QueueStats,
+    Refusal,
     Submitted,
     SweepReport,
+    WebhookDelivery,
     WorkerRecord,
 )
-from reelserve.jobs.states import JobState
+from reelserve.jobs.states import CANCELED_STATUS, JobState
 
 
 class RedisJobStore:
@@ -65,6 +75,8 @@ class RedisJobStore:
         self._recover = register(scripts.RECOVER)
         self._sweep = register(scripts.SWEEP)
         self._rate = register(scripts.RATE_LIMIT)
+        self._cancel = register(scripts.CANCEL)
+        self._claim_webhooks = register(scripts.CLAIM_WEBHOOKS)
 
     def _k(self, *parts: object) -> str:
         return ":".join([self.prefix, *map(str, parts)])
@@ -142,27 +154,97 @@ class RedisJobStore:
     # -- submit and read ------------------------------------------------------
     def submit_job(self, key_id: int, params: JobParams, price: int) -> Submitted:
         [outcome] = self.submit_jobs([JobOrder(key_id, params, price)])
-        if isinstance(outcome, InsufficientCredits):
+        if isinstance(outcome, InsufficientCredits | IdempotencyMismatch):
             raise outcome
         return outcome
 
-    def submit_jobs(self, orders: Sequence[JobOrder]) -> list[Submitted | InsufficientCredits]:
+    def submit_jobs(self, orders: Sequence[JobOrder]) -> list[Submitted | Refusal]:
         ids = [str(uuid.uuid4()) for _ in orders]
         args: list[Any] = [self.prefix]
         for order, job_id in zip(orders, ids, strict=True):
-            args += [order.key_id, order.price, job_id, json.dumps(order.params.to_json())]
-        answers = cast(list[list[int]], self._submit(args=args))
+            args += [order.key_id, order.price, job_id, json.dumps(order.params.to_json()),
+                     order.webhook_url or "", order.idempotency_key or "", order.body_digest]
+        answers = cast(list[list[Any]], self._submit(args=args))
         now = self.now()
-        outcomes: list[Submitted | InsufficientCredits] = []
-        for order, job_id, (accepted, balance) in zip(orders, ids, answers, strict=True):
-            if not accepted:
-                outcomes.append(InsufficientCredits(order.price / 1000, balance / 1000))
-                continue
-            job = Job(id=job_id, key_id=order.key_id, params=order.params,
-                      state=JobState.QUEUED, price=order.price, hold="held", attempt=0,
-                      created_at=now)
-            outcomes.append((job, int(balance)))
+        outcomes: list[Submitted | Refusal] = []
+        for order, job_id, (code, balance, answer_id) in zip(orders, ids, answers, strict=True):
+            if code == 0:
+                outcomes.append(InsufficientCredits(order.price / 1000, int(balance) / 1000))
+            elif code == 2:
+                outcomes.append(IdempotencyMismatch(order.idempotency_key or ""))
+            elif code == 3:
+                outcomes.append((self._must_get(str(answer_id)), int(balance)))
+            else:
+                job = Job(id=job_id, key_id=order.key_id, params=order.params,
+                          state=JobState.QUEUED, price=order.price, hold="held", attempt=0,
+                          created_at=now, webhook_url=order.webhook_url)
+                outcomes.append((job, int(balance)))
         return outcomes
+
+    def list_jobs(self, key_id: int, limit: int) -> list[Job]:
+        ids = cast(list[str], self.redis.zrevrange(self._k("keyjobs", key_id), 0, limit * 2))
+        jobs: list[Job] = []
+        for job_id in ids:
+            job = self.get_job(job_id)
+            if job is None:  # expired: forget it here too
+                self.redis.zrem(self._k("keyjobs", key_id), job_id)
+            elif len(jobs) < limit:
+                jobs.append(job)
+        return jobs
+
+    def cancel_job(self, job_id: str) -> Job:
+        answer = str(self._cancel(args=[self.prefix, job_id, CANCELED_STATUS, self.retention_s]))
+        if answer == "MISSING":
+            raise RequestNotFound(job_id)
+        if answer != "OK":
+            raise Conflict(f"request {job_id} already ended {answer}")
+        return self._must_get(job_id)
+
+    def attempt_is_current(self, job_id: str, attempt: int) -> bool:
+        state, current = cast(list[str | None],
+                              self.redis.hmget(self._k("job", job_id), ["state", "attempt"]))
+        return state == "PROCESSING" and current == str(attempt)
+
+    # -- webhooks -------------------------------------------------------------
+    def claim_due_webhooks(self, limit: int, lease_s: float) -> list[WebhookDelivery]:
+        rows = cast(list[list[str]], self._claim_webhooks(args=[self.prefix, limit, lease_s]))
+        return [WebhookDelivery(row[0], row[1], int(row[2]), row[3], json.loads(row[4]),
+                                int(row[5])) for row in rows if row[0]]
+
+    def record_webhook_attempt(self, delivery_id: str, outcome: str,
+                               retry_at: float | None, delivered: bool) -> None:
+        key = self._k("webhook", delivery_id)
+        job_id = cast(str | None, self.redis.hget(key, "job_id"))
+        if job_id is None:
+            return
+        attempt = int(cast(int, self.redis.hincrby(key, "attempts", 1)))
+        state = "delivered" if delivered else "pending" if retry_at is not None else "failed"
+        log = self._k("webhook-log", job_id)
+        with self.redis.pipeline() as pipe:
+            pipe.hset(key, "state", state)
+            if retry_at is not None and not delivered:
+                pipe.zadd(self._k("webhooks", "due"), {delivery_id: retry_at})
+            else:
+                pipe.zrem(self._k("webhooks", "due"), delivery_id)
+                pipe.expire(key, 86400)
+            pipe.rpush(log, json.dumps({"id": delivery_id, "url": self.redis.hget(key, "url"),
+                                        "attempt": attempt, "at": self.now(),
+                                        "outcome": outcome}))
+            pipe.expire(log, int(86400 + self.retention_s))
+            pipe.execute()
+
+    def webhook_log(self, job_id: str) -> list[dict[str, Any]]:
+        entries = [json.loads(raw) for raw in cast(
+            list[str], self.redis.lrange(self._k("webhook-log", job_id), 0, -1))]
+        state = self.redis.hget(self._k("webhook", f"msg_{job_id}"), "state")
+        return [{**entry, "state": state or "failed"} for entry in entries]
+
+    def webhook_secret(self, key_id: int, new_secret: str) -> str:
+        key = self._k("key", key_id)
+        if not self.redis.exists(key):
+            raise NotFound(f"no key with id {key_id}")
+        self.redis.hsetnx(key, "webhook_secret", new_secret)
+        return str(self.redis.hget(key, "webhook_secret"))
 
     def get_job(self, job_id: str) -> Job | None:
         with self.redis.pipeline(transaction=False) as pipe:
@@ -291,4 +373,5 @@ def _job(row: dict[str, str]) -> Job:
         progress=float(row.get("progress") or 0), output_key=row.get("output_key") or None,
         error=row.get("error") or None, error_status=int(status) if status else None,
         metrics=json.loads(row["metrics"]) if row.get("metrics") else {},
+        canceled=row.get("canceled") == "1", webhook_url=row.get("webhook_url") or None,
     )

@@ -18,18 +18,27 @@ from pathlib import Path
 from typing import Any, cast
 
 from reelserve.catalog import JobParams
-from reelserve.errors import InsufficientCredits, NotFound, StaleAttempt
+from reelserve.errors import (
+    Conflict,
+    IdempotencyMismatch,
+    InsufficientCredits,
+    NotFound,
+    RequestNotFound,
+    StaleAttempt,
+)
 from reelserve.jobs.records import (
     ApiKey,
     ClaimedJob,
     Job,
     JobOrder,
     QueueStats,
+    Refusal,
     Submitted,
     SweepReport,
+    WebhookDelivery,
     WorkerRecord,
 )
-from reelserve.jobs.states import JobState, check_transition
+from reelserve.jobs.states import CANCELED_STATUS, JobState, check_transition
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -40,6 +49,7 @@ CREATE TABLE IF NOT EXISTS keys (
     models TEXT,
     balance INTEGER NOT NULL,
     revoked INTEGER NOT NULL DEFAULT 0,
+    webhook_secret TEXT,
     created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS jobs (
@@ -59,6 +69,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     error_status INTEGER,
     last_error TEXT,
     handed_back INTEGER NOT NULL DEFAULT 0,
+    canceled INTEGER NOT NULL DEFAULT 0,
+    webhook_url TEXT,
     metrics TEXT,
     created_at REAL NOT NULL,
     started_at REAL,
@@ -74,6 +86,33 @@ CREATE TABLE IF NOT EXISTS workers (
     last_seen REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_expiry ON jobs(expires_at);
+CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs(key_id, seq);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key_id INTEGER NOT NULL,
+    idem_key TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (key_id, idem_key)
+);
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    key_id INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    event TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks(state, next_at);
+CREATE TABLE IF NOT EXISTS webhook_log (
+    webhook_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    attempt INTEGER NOT NULL,
+    outcome TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_log_by_job ON webhook_log(job_id);
 CREATE TABLE IF NOT EXISTS ledger (
     job_id TEXT NOT NULL,
     key_id INTEGER NOT NULL,
@@ -86,7 +125,7 @@ CREATE TABLE IF NOT EXISTS ledger (
 
 JOB_COLUMNS = (
     "id, key_id, params, state, price, hold, attempt, created_at, started_at, completed_at,"
-    " expires_at, progress, output_key, error, error_status, metrics"
+    " expires_at, progress, output_key, error, error_status, metrics, canceled, webhook_url"
 )
 
 
@@ -194,12 +233,12 @@ class SqliteJobStore:
     # -- submit and read ------------------------------------------------------
     def submit_job(self, key_id: int, params: JobParams, price: int) -> Submitted:
         [outcome] = self.submit_jobs([JobOrder(key_id, params, price)])
-        if isinstance(outcome, InsufficientCredits):
+        if isinstance(outcome, InsufficientCredits | IdempotencyMismatch):
             raise outcome
         return outcome
 
-    def submit_jobs(self, orders: Sequence[JobOrder]) -> list[Submitted | InsufficientCredits]:
-        outcomes: list[Submitted | InsufficientCredits] = []
+    def submit_jobs(self, orders: Sequence[JobOrder]) -> list[Submitted | Refusal]:
+        outcomes: list[Submitted | Refusal] = []
         with self._write() as db:
             now = self.now()
             for order in orders:
@@ -207,31 +246,73 @@ class SqliteJobStore:
         return outcomes
 
     def _submit(self, db: sqlite3.Connection, order: JobOrder,
-                now: float) -> Submitted | InsufficientCredits:
+                now: float) -> Submitted | Refusal:
         balance = int(db.execute("SELECT balance FROM keys WHERE id = ?",
                                  (order.key_id,)).fetchone()["balance"])
+        if order.idempotency_key is not None:
+            earlier = db.execute(
+                "SELECT digest, job_id FROM idempotency WHERE key_id = ? AND idem_key = ?",
+                (order.key_id, order.idempotency_key)).fetchone()
+            if earlier is not None and earlier["digest"] != order.body_digest:
+                return IdempotencyMismatch(order.idempotency_key)
+            if earlier is not None:
+                job = self._job_in(db, earlier["job_id"], now)
+                if job is not None:
+                    return job, balance
         if balance < order.price:
             return InsufficientCredits(order.price / 1000, balance / 1000)
         job = Job(id=str(uuid.uuid4()), key_id=order.key_id, params=order.params,
                   state=JobState.QUEUED, price=order.price, hold="held", attempt=0,
-                  created_at=now)
+                  created_at=now, webhook_url=order.webhook_url)
         db.execute("UPDATE keys SET balance = balance - ? WHERE id = ?",
                    (order.price, order.key_id))
         db.execute(
-            "INSERT INTO jobs (id, key_id, params, state, price, hold, created_at)"
-            " VALUES (?, ?, ?, 'QUEUED', ?, 'held', ?)",
-            (job.id, order.key_id, json.dumps(order.params.to_json()), order.price, now),
+            "INSERT INTO jobs (id, key_id, params, state, price, hold, created_at, webhook_url)"
+            " VALUES (?, ?, ?, 'QUEUED', ?, 'held', ?, ?)",
+            (job.id, order.key_id, json.dumps(order.params.to_json()), order.price, now,
+             order.webhook_url),
         )
+        if order.idempotency_key is not None:
+            db.execute("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
+                       (order.key_id, order.idempotency_key, order.body_digest, job.id))
         db.execute("INSERT INTO ledger VALUES (?, ?, 'hold', ?, ?)",
                    (job.id, order.key_id, order.price, now))
         return job, balance - order.price
 
     def get_job(self, job_id: str) -> Job | None:
-        row = self._conn().execute(
+        return self._job_in(self._conn(), job_id, self.now())
+
+    def _job_in(self, db: sqlite3.Connection, job_id: str, now: float) -> Job | None:
+        row = db.execute(
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
-            " AND (expires_at IS NULL OR expires_at > ?)", (job_id, self.now()),
+            " AND (expires_at IS NULL OR expires_at > ?)", (job_id, now),
         ).fetchone()
         return None if row is None else _job(row)
+
+    def list_jobs(self, key_id: int, limit: int) -> list[Job]:
+        rows = self._conn().execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE key_id = ?"
+            " AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq DESC LIMIT ?",
+            (key_id, self.now(), limit))
+        return [_job(row) for row in rows]
+
+    def cancel_job(self, job_id: str) -> Job:
+        with self._write() as db:
+            row = db.execute(
+                "SELECT key_id, price, hold, state, attempt, handed_back FROM jobs WHERE id = ?"
+                " AND (expires_at IS NULL OR expires_at > ?)", (job_id, self.now())).fetchone()
+            if row is None:
+                raise RequestNotFound(job_id)
+            if JobState(row["state"]).is_terminal:
+                raise Conflict(f"request {job_id} already ended {row['state']}")
+            db.execute("UPDATE jobs SET canceled = 1 WHERE id = ?", (job_id,))
+            self._fail(db, job_id, row, "canceled", CANCELED_STATUS)
+        return self._must_get(job_id)
+
+    def attempt_is_current(self, job_id: str, attempt: int) -> bool:
+        row = self._conn().execute("SELECT state, attempt FROM jobs WHERE id = ?",
+                                   (job_id,)).fetchone()
+        return row is not None and row["state"] == "PROCESSING" and row["attempt"] == attempt
 
     def queue_position(self, job_id: str) -> int | None:
         """1 for the next job to run; None unless the job is QUEUED."""
@@ -314,6 +395,7 @@ class SqliteJobStore:
             )
             db.execute("INSERT INTO ledger VALUES (?, ?, 'capture', ?, ?)",
                        (job_id, row["key_id"], row["price"], now))
+            self._enqueue_webhook(db, job_id, now)
         return self._must_get(job_id)
 
     def fail_job(self, job_id: str, attempt: int, error: str, error_status: int) -> Job:
@@ -336,6 +418,7 @@ class SqliteJobStore:
                        (row["price"], row["key_id"]))
             db.execute("INSERT INTO ledger VALUES (?, ?, 'release', ?, ?)",
                        (job_id, row["key_id"], row["price"], now))
+        self._enqueue_webhook(db, job_id, now)
 
     def abandon_attempt(self, job_id: str, attempt: int, reason: str, max_attempts: int,
                         *, counts: bool = True) -> Job:
@@ -379,6 +462,67 @@ class SqliteJobStore:
                 recovered += 1
         return recovered
 
+    # -- webhooks -------------------------------------------------------------
+    def _enqueue_webhook(self, db: sqlite3.Connection, job_id: str, now: float) -> None:
+        """In the transaction that ends the job: the notification cannot be lost."""
+        row = db.execute("SELECT key_id, webhook_url, state, output_key, error, canceled"
+                         " FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None or not row["webhook_url"]:
+            return
+        event = {"request_id": job_id, "status": row["state"], "output_key": row["output_key"],
+                 "error": row["error"], "canceled": bool(row["canceled"]), "at": now}
+        db.execute("INSERT INTO webhooks (id, job_id, key_id, url, event, state, next_at)"
+                   " VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                   (f"msg_{uuid.uuid4().hex}", job_id, row["key_id"], row["webhook_url"],
+                    json.dumps(event), now))
+
+    def claim_due_webhooks(self, limit: int, lease_s: float) -> list[WebhookDelivery]:
+        now = self.now()
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT id, job_id, key_id, url, event, attempts FROM webhooks"
+                " WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?",
+                (now, limit)).fetchall()
+            for row in rows:  # no other API server sends it while this one tries
+                db.execute("UPDATE webhooks SET next_at = ? WHERE id = ?",
+                           (now + lease_s, row["id"]))
+        return [WebhookDelivery(row["id"], row["job_id"], row["key_id"], row["url"],
+                                json.loads(row["event"]), row["attempts"]) for row in rows]
+
+    def record_webhook_attempt(self, delivery_id: str, outcome: str,
+                               retry_at: float | None, delivered: bool) -> None:
+        now = self.now()
+        with self._write() as db:
+            row = db.execute("SELECT job_id, attempts FROM webhooks WHERE id = ?",
+                             (delivery_id,)).fetchone()
+            if row is None:
+                return
+            attempt = int(row["attempts"]) + 1
+            state = "delivered" if delivered else "pending" if retry_at is not None else "failed"
+            db.execute("UPDATE webhooks SET attempts = ?, state = ?, next_at = ? WHERE id = ?",
+                       (attempt, state, retry_at if retry_at is not None else now, delivery_id))
+            db.execute("INSERT INTO webhook_log VALUES (?, ?, ?, ?, ?)",
+                       (delivery_id, row["job_id"], now, attempt, outcome))
+
+    def webhook_log(self, job_id: str) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT l.webhook_id, l.at, l.attempt, l.outcome, w.url, w.state FROM webhook_log l"
+            " JOIN webhooks w ON w.id = l.webhook_id WHERE l.job_id = ? ORDER BY l.at",
+            (job_id,))
+        return [{"id": row["webhook_id"], "url": row["url"], "attempt": row["attempt"],
+                 "at": row["at"], "outcome": row["outcome"], "state": row["state"]}
+                for row in rows]
+
+    def webhook_secret(self, key_id: int, new_secret: str) -> str:
+        with self._write() as db:
+            db.execute("UPDATE keys SET webhook_secret = COALESCE(webhook_secret, ?)"
+                       " WHERE id = ?", (new_secret, key_id))
+            row = db.execute("SELECT webhook_secret FROM keys WHERE id = ?",
+                             (key_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no key with id {key_id}")
+        return str(row["webhook_secret"])
+
     def heartbeat_worker(self, worker_id: str, engine: str, job_id: str | None) -> None:
         now = self.now()
         with self._write() as db:
@@ -407,6 +551,11 @@ class SqliteJobStore:
                 (now,),
             ).fetchall()
             db.execute("DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
+            # Idempotency keys live as long as their job's result; webhook rows a day longer.
+            db.execute("DELETE FROM idempotency WHERE job_id NOT IN (SELECT id FROM jobs)")
+            db.execute("DELETE FROM webhooks WHERE state != 'pending' AND next_at < ?",
+                       (now - 86400,))
+            db.execute("DELETE FROM webhook_log WHERE at < ?", (now - 86400 - self.retention_s,))
         outputs = tuple(row["output_key"] for row in rows if row["output_key"])
         return SweepReport(len(rows), outputs)
 
@@ -433,4 +582,5 @@ def _job(row: sqlite3.Row) -> Job:
         progress=row["progress"], output_key=row["output_key"], error=row["error"],
         error_status=row["error_status"],
         metrics=json.loads(row["metrics"]) if row["metrics"] else {},
+        canceled=bool(row["canceled"]), webhook_url=row["webhook_url"],
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+CANCELED_STATUS = 409  # the HTTP status a canceled /v1 call answers
+
 
 class JobState(StrEnum):
     QUEUED = "QUEUED"

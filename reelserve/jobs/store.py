@@ -12,15 +12,16 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from reelserve.catalog import JobParams
-from reelserve.errors import InsufficientCredits
 from reelserve.jobs.records import (
     ApiKey,
     ClaimedJob,
     Job,
     JobOrder,
     QueueStats,
+    Refusal,
     Submitted,
     SweepReport,
+    WebhookDelivery,
     WorkerRecord,
 )
 
@@ -40,10 +41,12 @@ class JobStore(Protocol):
     def submit_job(self, key_id: int, params: JobParams, price: int) -> Submitted:
         """Queue a job and hold its price; return it and the key's balance left."""
         ...
-    def submit_jobs(self, orders: Sequence[JobOrder]) -> list[Submitted | InsufficientCredits]:
+    def submit_jobs(self, orders: Sequence[JobOrder]) -> list[Submitted | Refusal]:
         """``submit_job`` for many orders in one transaction (group commit).
 
         Each order succeeds or is refused on its own; a refused order holds nothing.
+        An order with an Idempotency-Key seen before with the same body answers the
+        earlier job, holding nothing again.
         """
         ...
     def get_job(self, job_id: str) -> Job | None:
@@ -51,6 +54,17 @@ class JobStore(Protocol):
         ...
     def queue_position(self, job_id: str) -> int | None: ...
     def queue_stats(self) -> QueueStats: ...
+    def list_jobs(self, key_id: int, limit: int) -> list[Job]:
+        """The key's most recent jobs that have not expired, newest first."""
+        ...
+    def cancel_job(self, job_id: str) -> Job:
+        """End a QUEUED or PROCESSING job as FAILED ("canceled") and release its hold.
+
+        Raises ``RequestNotFound`` or ``Conflict`` (already ended). A worker running
+        it sees ``attempt_is_current`` turn false and stops.
+        """
+        ...
+    def attempt_is_current(self, job_id: str, attempt: int) -> bool: ...
 
     # workers
     def claim_next_job(self, worker_id: str, lease_s: float) -> ClaimedJob | None: ...
@@ -68,6 +82,15 @@ class JobStore(Protocol):
         ...
     def recover_expired_leases(self, max_attempts: int) -> int: ...
     def heartbeat_worker(self, worker_id: str, engine: str, job_id: str | None) -> None: ...
+
+    # webhooks: one delivery per job with a webhook_url, queued when the job ends
+    def claim_due_webhooks(self, limit: int, lease_s: float) -> list[WebhookDelivery]: ...
+    def record_webhook_attempt(self, delivery_id: str, outcome: str,
+                               retry_at: float | None, delivered: bool) -> None: ...
+    def webhook_log(self, job_id: str) -> list[dict[str, Any]]: ...
+    def webhook_secret(self, key_id: int, new_secret: str) -> str:
+        """The key's signing secret; ``new_secret`` becomes it if it has none yet."""
+        ...
     def remove_worker(self, worker_id: str) -> None: ...
     def list_workers(self) -> list[WorkerRecord]: ...
 
