@@ -19,6 +19,7 @@ from reelserve.catalog import JobParams
 from reelserve.engines.base import GenerationInputs, ProgressCallback, StopCheck
 from reelserve.engines.preview.cutout import ElementShot, ElementWalk
 from reelserve.engines.preview.imagescene import ImageMotionShot, cover_crop
+from reelserve.engines.preview.loudness import normalise_loudness
 from reelserve.engines.preview.mark import PreviewMark
 from reelserve.engines.preview.morph import MorphShot, ReversedShot
 from reelserve.engines.preview.prompt import SceneReader
@@ -83,13 +84,13 @@ class PreviewEngine:
         audio = None
         if params.generate_audio:
             synth = shared_speech() if any(spec.lines for spec in specs) else None
-            audio = build_soundtrack(plans, specs, params.seed, synth)
+            audio = normalise_loudness(build_soundtrack(plans, specs, params.seed, synth))
         width, height = params.size
         frames = _frame_stream(params, inputs, plans, specs)
         done = 0
         with Mp4Writer(output_path, width, height, frame_count=params.frame_count,
                        audio=audio) as writer, ThreadPoolExecutor(1) as painter:
-            _make_encoder_repeatable(writer)
+            make_encoder_repeatable(writer)
             # Frame k+1 is composed on a second thread while frame k encodes: NumPy,
             # OpenCV and the encoder all release the GIL, so the two overlap. Frames
             # still come strictly in order, so the output does not depend on timing.
@@ -109,7 +110,7 @@ def create_engine(settings: Settings) -> PreviewEngine:
     return PreviewEngine(settings)
 
 
-def _make_encoder_repeatable(writer: Mp4Writer) -> None:
+def make_encoder_repeatable(writer: Mp4Writer) -> None:
     """Turn off x264's macroblock tree, the one non-repeatable part of the encode.
 
     With mbtree on, the libx264 in the PyAV wheel gives slightly different

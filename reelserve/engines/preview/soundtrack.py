@@ -4,8 +4,9 @@ Shots' ambiences overlap by ``CROSSFADE_S`` around each cut and cross-fade
 there, so the sound changes with the picture without a click. Quoted lines are
 spoken one after another from shortly after their shot starts, the ambience
 ducking under them; a line that would run past its shot is faded out at the
-cut. Levels are fixed gains (no normalisation), so adding a line of speech
-changes the audio only where that line is.
+cut. Levels here are fixed gains, so adding a line of speech changes this mix
+only where that line is; the engine then brings the whole mix to -16 LUFS with
+one gain (``loudness.py``).
 """
 
 from __future__ import annotations
