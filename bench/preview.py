@@ -1,0 +1,137 @@
+"""Preview engine speed and memory, measured side by side in one run.
+
+    .venv/bin/python bench/preview.py [--rounds 3]
+
+1. A 15 s 16:9 1080p clip with audio, each round in a fresh child process: the
+   job's wall time (target < 15 s), the child's wall time including its imports,
+   and its peak RSS from ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` (target <= 1.5 GiB).
+2. (a) the whole preview job for a 5 s 16:9 1080p clip with audio (``generate``:
+   shot planning, soundtrack, painting, composing, encoding, muxing), against
+   (b) encoding the same 120 frames of one static image (the job's first frame)
+   with the same encoder settings through ``Mp4Writer``. Rounds alternate a, b, c;
+   the medians and their ratio are printed (target a/b <= 1.5). (c) re-encodes the
+   job's own 120 frames, decoded into memory beforehand, with the same settings:
+   what x264 alone costs on that moving picture, the floor under (a).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from reelserve.catalog import JobParams
+from reelserve.engines import GenerationInputs, load_engine
+from reelserve.engines.preview.engine import make_encoder_repeatable
+from reelserve.media.encode import Mp4Writer
+from reelserve.settings import Settings
+
+JOB = JobParams(
+    slug="kling-3-standard-text2video",
+    prompt="A lone traveler on misty mountains at golden hour, light shafts, slow push-in",
+    negative_prompt="blur, distort, and low quality",
+    duration=5,
+    aspect_ratio="16:9",
+    cfg_scale=0.5,
+    generate_audio=True,
+    shot_type="customize",
+    seed=42,
+)
+LONG_SECONDS = 15
+
+
+def run_job(job: JobParams, path: Path) -> float:
+    """Seconds for the whole preview job, as a worker would run it."""
+    engine = load_engine("preview", Settings())
+    began = time.perf_counter()
+    engine.generate(job, GenerationInputs(), path, lambda f: None, lambda: False)
+    return time.perf_counter() - began
+
+
+def decoded_frames(path: Path) -> list[npt.NDArray[np.uint8]]:
+    with av.open(str(path)) as container:
+        return [np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+                for frame in container.decode(video=0)]
+
+
+def encode(frames: list[npt.NDArray[np.uint8]], path: Path) -> float:
+    """Seconds to encode ``frames`` with the engine's encoder settings."""
+    height, width = frames[0].shape[:2]
+    began = time.perf_counter()
+    with Mp4Writer(path, width, height, frame_count=len(frames)) as writer:
+        make_encoder_repeatable(writer)
+        for frame in frames:
+            writer.write(frame.copy())  # the engine hands the encoder a fresh array too
+    return time.perf_counter() - began
+
+
+def long_clip_in_child(path: Path) -> tuple[float, float]:
+    """(job seconds, process seconds) for the 15 s clip rendered by a fresh interpreter."""
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, __file__, "--child", str(path)],
+                          capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1]), time.perf_counter() - began
+
+
+def median_line(name: str, values: list[float], unit: str = "s") -> str:
+    shown = ", ".join(f"{v:.2f}" for v in values)
+    return f"{name}: median {statistics.median(values):.2f} {unit}  ({shown})"
+
+
+def bench_long_clip(out: Path, rounds: int) -> None:
+    """Run first, while this process is small: a forked child's peak RSS counts the parent's."""
+    longs, processes = [], []
+    for _ in range(rounds):
+        job_s, process_s = long_clip_in_child(out / "long.mp4")
+        longs.append(job_s)
+        processes.append(process_s)
+    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    print(f"{LONG_SECONDS} s 16:9 1080p with audio, {rounds} child processes")
+    print("   " + median_line("job wall time", longs) + "  (target < 15 s)")
+    print("   " + median_line("child process wall time, with imports", processes))
+    print(f"   peak RSS over the children: {peak_gib:.2f} GiB  (target <= 1.5 GiB)")
+
+
+def bench_against_static(out: Path, rounds: int) -> None:
+    jobs, statics, reencodes = [], [], []
+    for _ in range(rounds):
+        jobs.append(run_job(JOB, out / "job.mp4"))
+        frames = decoded_frames(out / "job.mp4")
+        statics.append(encode([frames[0]] * len(frames), out / "static.mp4"))
+        reencodes.append(encode(frames, out / "again.mp4"))
+        del frames
+    print(f"5 s 16:9 1080p with audio, {rounds} rounds")
+    print("   " + median_line("(a) whole preview job", jobs))
+    print("   " + median_line("(b) static image, same encoder", statics))
+    print("   " + median_line("(c) the job's own frames, same encoder", reencodes))
+    ratio = statistics.median(jobs) / statistics.median(statics)
+    print(f"   (a)/(b) = {ratio:.2f}  (target <= 1.5)")
+    floor = statistics.median(reencodes) / statistics.median(statics)
+    print(f"   (c)/(b) = {floor:.2f}  (encoding alone, before any rendering)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        print(run_job(dataclasses.replace(JOB, duration=LONG_SECONDS), args.child))
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        bench_long_clip(Path(folder), args.rounds)
+        bench_against_static(Path(folder), args.rounds)
+
+
+if __name__ == "__main__":
+    main()
