@@ -49,10 +49,20 @@ def _credits(millicredits: int) -> str:
 
 
 def _submit_openapi(model: type[BaseModel]) -> dict[str, Any]:
+    # The body is read by hand, so FastAPI never registers the nested models in
+    # components: inline them, or the document would hold references to nothing.
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(defs[node["$ref"].rsplit("/", 1)[1]])
+            return {name: inline(value) for name, value in node.items()}
+        return [inline(item) for item in node] if isinstance(node, list) else node
+
     return {"requestBody": {"required": True, "content": {
-        "application/json": {
-            "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")},
-    }}}
+        "application/json": {"schema": inline(schema)}}}}
 
 
 class Service:

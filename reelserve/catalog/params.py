@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,9 +27,15 @@ MAX_VOICES = 2
 MAX_ELEMENTS = 3
 MAX_REFERENCE_IMAGES = 3
 MAX_SEED = 2**32 - 1
+MAX_VOICE_ID_CHARS = 128
+MAX_URL_CHARS = 8192  # http(s) URLs; data: URLs are bounded by the body cap
 URL_SCHEMES = ("http://", "https://", "data:")
 FRAME_SIZES = {"16:9": (1920, 1080), "9:16": (1080, 1920), "1:1": (1080, 1080)}
 FPS = 24
+# C0 and C1 control characters (tab, newline and carriage return allowed in text)
+# and lone surrogates, which JSON's \uD800 escapes can produce.
+_TEXT_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_URL_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -143,9 +150,22 @@ def _check_text(value: Any, name: str, *, max_chars: int, allow_empty: bool = Fa
         raise InvalidParameter(name, "must not be empty")
     if len(value) > max_chars:
         raise InvalidParameter(name, f"must be at most {max_chars} characters, not {len(value)}")
-    if any((ord(ch) < 32 and ch not in "\t\n\r") or ord(ch) == 127 for ch in value):
-        raise InvalidParameter(name, "must not contain NUL or other control characters")
+    _refuse_control_chars(value, name, allow_whitespace=True)
     return value
+
+
+def _refuse_control_chars(value: str, name: str, *, allow_whitespace: bool = False) -> None:
+    """400 for NUL, C0/C1 control characters and lone surrogates (not valid Unicode text)."""
+    found = (_TEXT_FORBIDDEN if allow_whitespace else _URL_FORBIDDEN).search(value)
+    if found is None:
+        return
+    code, where = ord(found.group()), found.start()
+    if 0xD800 <= code < 0xE000:
+        raise InvalidParameter(
+            name, f"must be valid Unicode text (lone surrogate U+{code:04X} at position {where})")
+    raise InvalidParameter(
+        name, f"must not contain NUL or other control characters (U+{code:04X} at position "
+              f"{where})")
 
 
 def _duration(value: Any, name: str) -> int:
@@ -218,6 +238,7 @@ def _voice_ids(value: Any) -> tuple[str, ...]:
     for index, voice in enumerate(value):
         if not isinstance(voice, str) or not voice.strip():
             raise InvalidParameter(f"voice_ids[{index}]", "must be a non-empty string")
+        _check_text(voice, f"voice_ids[{index}]", max_chars=MAX_VOICE_ID_CHARS)
     return tuple(value)
 
 
@@ -226,6 +247,10 @@ def _url(value: Any, name: str) -> str:
         raise InvalidParameter(name, "must be an http(s) or data: URL string")
     if not value.lower().startswith(URL_SCHEMES):
         raise InvalidParameter(name, "must be an http(s) or data: URL")
+    if not value.lower().startswith("data:") and len(value) > MAX_URL_CHARS:
+        raise InvalidParameter(name, f"must be at most {MAX_URL_CHARS} characters, "
+                                     f"not {len(value)}")
+    _refuse_control_chars(value, name)
     return value
 
 

@@ -1,9 +1,12 @@
 """Fetch and decode the images a request names (http(s) or ``data:`` URLs).
 
-The bytes are capped while they stream in, whatever Content-Length says, and
-the type is decided by decoding them with Pillow, not by headers. Any problem
-raises ``InputError`` naming the field, the URL and the reason, which fails
-the job with that message.
+http(s) URLs go through ``FetchPolicy`` (public addresses only, checked
+redirects, one deadline, a byte cap while streaming). The type is decided by
+decoding with Pillow, not by headers, and only the formats in
+``ACCEPTED_FORMATS`` are tried; Pillow's decompression-bomb limit is enforced
+as an error, and EXIF orientation is applied. Any problem raises
+``InputError`` naming the field, the URL and the reason, which fails the job
+with that message.
 """
 
 from __future__ import annotations
@@ -11,23 +14,40 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import time
+import struct
 import urllib.parse
+import warnings
 
-import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from reelserve.catalog import JobParams
 from reelserve.engines.base import ElementImages, GenerationInputs
-from reelserve.errors import InputError
+from reelserve.errors import FetchError, InputError
+from reelserve.media.fetch_policy import FetchPolicy, parse_allowlist
+from reelserve.settings import Settings
+
+# Formats a start image may come in; the rest of Pillow's readers (EPS through
+# Ghostscript, PSD, ICNS, ...) are never tried on a stranger's bytes.
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # JPEG covers MPO
+# Pillow's own default for Image.MAX_IMAGE_PIXELS, kept here so that a library
+# that turns Pillow's limit off cannot turn ours off too.
+MAX_INPUT_PIXELS = 89_478_485
+# What Pillow's decoders raise on damaged or hostile files.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError)
 
 
 class ImageFetcher:
     def __init__(self, *, max_bytes: int, timeout_s: float,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 policy: FetchPolicy | None = None) -> None:
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
-        self._transport = transport
+        self.policy = policy or FetchPolicy()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImageFetcher:
+        """The fetcher a worker uses: caps, deadline and allowlist from ``settings``."""
+        return cls(max_bytes=settings.max_input_bytes, timeout_s=settings.input_timeout_s,
+                   policy=FetchPolicy(parse_allowlist(settings.fetch_allow_cidrs)))
 
     def load_inputs(self, params: JobParams) -> GenerationInputs:
         def load(field: str, url: str | None) -> Image.Image | None:
@@ -45,9 +65,12 @@ class ImageFetcher:
                                 load("end_image_url", params.end_image_url), elements)
 
     def load_image(self, field: str, url: str) -> Image.Image:
-        data = self._read_data_url(field, url) if url.startswith("data:") else \
+        return decode_image(field, url, self.load_bytes(field, url))
+
+    def load_bytes(self, field: str, url: str) -> bytes:
+        """The bytes behind a ``data:`` or http(s) URL, under the same caps and policy."""
+        return self._read_data_url(field, url) if url.startswith("data:") else \
             self._download(field, url)
-        return decode_image(field, url, data)
 
     def _read_data_url(self, field: str, url: str) -> bytes:
         header, sep, payload = url.partition(",")
@@ -64,39 +87,35 @@ class ImageFetcher:
             raise InputError(field, url, f"invalid base64 payload ({error})") from error
 
     def _download(self, field: str, url: str) -> bytes:
-        deadline = time.monotonic() + self.timeout_s
         try:
-            with httpx.Client(transport=self._transport, timeout=self.timeout_s,
-                              follow_redirects=True, max_redirects=5) as client, \
-                    client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise InputError(field, url, f"the server answered HTTP {response.status_code}")
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise InputError(field, url, f"larger than {self.max_bytes // 2**20} MB")
-                    if time.monotonic() > deadline:
-                        raise InputError(field, url, f"took longer than {self.timeout_s:g} s")
-                    chunks.append(chunk)
-        except httpx.HTTPError as error:
-            reason = str(error) or type(error).__name__
-            raise InputError(field, url, f"could not be fetched: {reason}") from error
-        return b"".join(chunks)
+            return self.policy.get_bytes(url, max_bytes=self.max_bytes, timeout_s=self.timeout_s,
+                                         headers={"Accept": "image/*"})
+        except FetchError as error:
+            raise InputError(field, url, error.reason) from error
 
 
 def decode_image(field: str, url: str, data: bytes) -> Image.Image:
-    """Decode bytes as an image (any format Pillow reads), upright and RGB."""
+    """Decode bytes as an accepted image format, upright and RGB; refuse bombs."""
     if not data:
         raise InputError(field, url, "is empty")
+    Image.init()  # register every reader, so that ACCEPTED_FORMATS can name them
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            upright = ImageOps.exif_transpose(image)
-            return upright.convert("RGB")
+        with warnings.catch_warnings():
+            # Pillow only warns between its limit and twice it; past the limit is refused.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
+                pixels = image.width * image.height
+                if pixels > MAX_INPUT_PIXELS:
+                    raise InputError(field, url, f"is too large to decode ({image.width}x"
+                                     f"{image.height} pixels, at most {MAX_INPUT_PIXELS})")
+                image.load()
+                upright = ImageOps.exif_transpose(image)
+                return upright.convert("RGB")
     except UnidentifiedImageError as error:
-        raise InputError(field, url, "is not an image (no image format recognised)") from error
-    except Image.DecompressionBombError as error:
+        accepted = ", ".join(ACCEPTED_FORMATS)
+        raise InputError(field, url, f"is not an image (no accepted format recognised: "
+                         f"{accepted})") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise InputError(field, url, f"is too large to decode ({error})") from error
-    except (OSError, SyntaxError, ValueError) as error:
+    except DECODE_ERRORS as error:
         raise InputError(field, url, f"is a damaged image ({error})") from error
