@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reelserve.catalog import MODELS
+from reelserve.cli_generate import GenerateCommand, generate
 from reelserve.errors import EngineUnavailable, ReelserveError
 from reelserve.jobs import JobStore
 from reelserve.jobs.backends import open_store
@@ -30,6 +31,7 @@ app = typer.Typer(help="reelserve: a self-hosted Kling 3.0 compatible video API.
 keys_app = typer.Typer(help="Create, list and revoke API keys; add credits.",
                        no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.command("generate", cls=GenerateCommand)(generate)
 console = Console()
 EXIT_ENGINE_UNAVAILABLE = 3
 
