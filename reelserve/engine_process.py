@@ -7,6 +7,7 @@ is built once per child and kept warm between jobs.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import signal
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 from reelserve.catalog import JobParams
 from reelserve.engines import load_engine
+from reelserve.engines.base import VoiceSample
 from reelserve.errors import EngineError, InputError, Interrupted, ReelserveError
 from reelserve.media.inputs import ImageFetcher
 from reelserve.processes import die_with_parent
@@ -29,6 +31,7 @@ class RunJob:
     job_id: str
     params: dict[str, Any]
     output_path: str
+    voices: tuple[VoiceSample, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ def _run(engine: Any, fetcher: ImageFetcher, job: RunJob, conn: Connection,
             conn.send(Progress(max(0.0, min(1.0, fraction))))
 
     try:
-        inputs = fetcher.load_inputs(params)
+        inputs = dataclasses.replace(fetcher.load_inputs(params), voices=job.voices)
         engine.check_inputs(params, inputs)
         engine.generate(params, inputs, output, progress, stop.is_set)
     except InputError as error:

@@ -27,6 +27,7 @@ from reelserve.engine_process import (
     Progress,
     RunJob,
 )
+from reelserve.engines.base import VoiceSample
 from reelserve.errors import EngineUnavailable, StaleAttempt
 from reelserve.jobs import ClaimedJob, JobState, JobStore
 from reelserve.logs import job_fields
@@ -104,7 +105,8 @@ class Worker:
         metrics.QUEUE_WAIT.labels(self.engine_name).observe(job.queued_for_s)
         log.info("running", extra=fields)
         self.engine.send(RunJob(job.id, job.params.to_json(),
-                                str(self.storage.staging_path(attempt.output_key))))
+                                str(self.storage.staging_path(attempt.output_key)),
+                                self._voices(job)))
         grace_ends: float | None = None
         while True:
             event = self.engine.next_event(timeout=min(self.settings.heartbeat_s, CANCEL_CHECK_S))
@@ -128,6 +130,16 @@ class Worker:
             if grace_ends is not None and time.monotonic() >= grace_ends:
                 self._give_back(attempt, "worker shut down mid-job")
                 return
+
+    def _voices(self, job: ClaimedJob) -> tuple[VoiceSample, ...]:
+        """The samples of the job's ``voice_ids``, in order; a deleted voice is skipped."""
+        samples = []
+        for voice_id in job.params.voice_ids:
+            voice = self.store.get_voice(voice_id)
+            if voice is not None:
+                samples.append(VoiceSample(voice.id, voice.name, voice.pitch_hz,
+                                           self.store.voice_sample(voice.id)))
+        return tuple(samples)
 
     def _still_wanted(self, attempt: _Attempt) -> bool:
         """False once the job was canceled (or taken away): then stop the engine now."""

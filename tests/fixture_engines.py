@@ -6,7 +6,8 @@ directory on PYTHONPATH). Directives in the prompt choose the behaviour:
 - ``sleep=S``: take S seconds, reporting progress and honouring the stop flag;
 - ``fail``: raise an engine error;
 - ``crash-until=N:PATH``: SIGKILL its own process while PATH counts fewer than N
-  attempts (PATH is a counter file the test reads afterwards).
+  attempts (PATH is a counter file the test reads afterwards);
+- ``report-voices=PATH``: write the voices it was given (id, pitch, samples) to PATH.
 
 Whatever it does not refuse, it writes as a real MP4 of the contract's size,
 frame count and audio track, with frames that change over time.
@@ -14,6 +15,7 @@ frame count and audio track, with frames that change over time.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -47,6 +49,11 @@ class FixtureEngine:
             if seen + 1 < int(crash.group(1)):
                 time.sleep(0.3)
                 os.kill(os.getpid(), signal.SIGKILL)
+        report = re.search(r"report-voices=(\S+)", prompt)
+        if report:  # what reached the engine, for the test to read
+            Path(report.group(1)).write_text(json.dumps([
+                {"voice_id": v.voice_id, "pitch_hz": v.pitch_hz, "samples": len(v.pcm) // 2}
+                for v in inputs.voices]))
         if "fail" in prompt.split():
             raise EngineError("the fixture engine was told to fail")
         sleep = re.search(r"sleep=([\d.]+)", prompt)

@@ -23,6 +23,7 @@ from reelserve.api.errors import error_response, install_error_handlers
 from reelserve.api.request_metrics import RequestMetrics
 from reelserve.api.request_routes import add_request_routes
 from reelserve.api.submits import SubmitBatcher
+from reelserve.api.voice_routes import add_voice_routes, check_voice_ids
 from reelserve.catalog import get_model, parse_submit, price_millicredits, schemas
 from reelserve.errors import (
     Forbidden,
@@ -94,6 +95,7 @@ class Service:
         self.limiter.hit(key.id)
         body = await _json_body(request, self.settings.max_body_bytes)
         params = parse_submit(model, body)
+        check_voice_ids(self, key.id, params.voice_ids)
         idempotency_key = request.headers.get("idempotency-key")
         order = JobOrder(key.id, params, price_millicredits(params),
                          webhook_url=_webhook_url(body),
@@ -239,6 +241,7 @@ def create_app(settings: Settings, store: JobStore, storage: Storage) -> FastAPI
     app.state.service = service
     app.add_middleware(RequestMetrics)
     install_error_handlers(app)
+    add_voice_routes(app, service)  # before /v2/{slug}, which would match its path
     _add_routes(app, service)
     add_request_routes(app, service)
     _add_operations_routes(app, service)

@@ -30,12 +30,24 @@ class ElementImages:
 
 
 @dataclass(frozen=True)
+class VoiceSample:
+    """A voice named in ``voice_ids`` (``<<<voice_N>>>`` in a prompt): its sample and pitch."""
+
+    voice_id: str
+    name: str
+    pitch_hz: float | None
+    pcm: bytes  # 16 kHz mono int16
+    rate: int = 16_000
+
+
+@dataclass(frozen=True)
 class GenerationInputs:
-    """Input images, already fetched and decoded (RGB), for one job."""
+    """Input images, already fetched and decoded (RGB), and voices, for one job."""
 
     start_image: Image.Image | None = None
     end_image: Image.Image | None = None
     elements: tuple[ElementImages, ...] = field(default=())
+    voices: tuple[VoiceSample, ...] = field(default=())
 
 
 class Engine(Protocol):

@@ -9,6 +9,7 @@ from reelserve.jobs.records import (
     Refusal,
     Submitted,
     SweepReport,
+    Voice,
     WebhookDelivery,
     WorkerRecord,
 )
@@ -16,4 +17,4 @@ from reelserve.jobs.states import JobState
 from reelserve.jobs.store import JobStore
 
 __all__ = ["ApiKey", "ClaimedJob", "Job", "JobOrder", "JobState", "JobStore", "QueueStats",
-           "Refusal", "Submitted", "SweepReport", "WebhookDelivery", "WorkerRecord"]
+           "Refusal", "Submitted", "SweepReport", "Voice", "WebhookDelivery", "WorkerRecord"]

@@ -98,6 +98,21 @@ class WorkerRecord:
     last_seen: float
 
 
+VOICE_RATE = 16_000  # voice samples are kept as 16 kHz mono int16 PCM
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A voice made from a sample, usable in ``voice_ids`` by the key that made it."""
+
+    id: str
+    key_id: int
+    name: str
+    pitch_hz: float | None
+    duration_s: float
+    created_at: float
+
+
 @dataclass(frozen=True)
 class WebhookDelivery:
     """One terminal-state notification for one job, retried until it lands or gives up."""

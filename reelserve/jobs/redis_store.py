@@ -18,6 +18,7 @@ Redis Cluster: the scripts touch keys they compute from the prefix.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ from reelserve.errors import (
 )
 from reelserve.jobs import redis_scripts as scripts
 from reelserve.jobs.records import (
+    VOICE_RATE,
     ApiKey,
     ClaimedJob,
     Job,
@@ -47,6 +49,7 @@ from reelserve.jobs.records import (
     Refusal,
     Submitted,
     SweepReport,
+    Voice,
     WebhookDelivery,
     WorkerRecord,
 )
@@ -204,6 +207,40 @@ class RedisJobStore:
         state, current = cast(list[str | None],
                               self.redis.hmget(self._k("job", job_id), ["state", "attempt"]))
         return state == "PROCESSING" and current == str(attempt)
+
+    # -- voices ---------------------------------------------------------------
+    def create_voice(self, key_id: int, name: str, pitch_hz: float | None,
+                     sample: bytes) -> Voice:
+        voice = Voice(f"voice_{uuid.uuid4().hex[:16]}", key_id, name, pitch_hz,
+                      len(sample) / 2 / VOICE_RATE, self.now())
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self._k("voice", voice.id), mapping={
+                "id": voice.id, "key_id": key_id, "name": name,
+                "pitch_hz": "" if pitch_hz is None else pitch_hz,
+                "duration_s": voice.duration_s, "created_at": voice.created_at,
+                "sample": base64.b64encode(sample).decode()})
+            pipe.zadd(self._k("voices", key_id), {voice.id: voice.created_at})
+            pipe.execute()
+        return voice
+
+    def list_voices(self, key_id: int) -> list[Voice]:
+        ids = cast(list[str], self.redis.zrange(self._k("voices", key_id), 0, -1))
+        return [voice for voice in map(self.get_voice, ids) if voice is not None]
+
+    def get_voice(self, voice_id: str) -> Voice | None:
+        row = cast(list[str | None], self.redis.hmget(
+            self._k("voice", voice_id), ["id", "key_id", "name", "pitch_hz", "duration_s",
+                                          "created_at"]))
+        if row[0] is None:
+            return None
+        return Voice(str(row[0]), int(str(row[1])), str(row[2]), _float(row[3]),
+                     float(str(row[4])), float(str(row[5])))
+
+    def voice_sample(self, voice_id: str) -> bytes:
+        sample = self.redis.hget(self._k("voice", voice_id), "sample")
+        if sample is None:
+            raise NotFound(f"no voice {voice_id!r}")
+        return base64.b64decode(cast(str, sample))
 
     # -- webhooks -------------------------------------------------------------
     def claim_due_webhooks(self, limit: int, lease_s: float) -> list[WebhookDelivery]:

@@ -27,6 +27,7 @@ from reelserve.errors import (
     StaleAttempt,
 )
 from reelserve.jobs.records import (
+    VOICE_RATE,
     ApiKey,
     ClaimedJob,
     Job,
@@ -35,6 +36,7 @@ from reelserve.jobs.records import (
     Refusal,
     Submitted,
     SweepReport,
+    Voice,
     WebhookDelivery,
     WorkerRecord,
 )
@@ -94,6 +96,16 @@ CREATE TABLE IF NOT EXISTS idempotency (
     job_id TEXT NOT NULL,
     PRIMARY KEY (key_id, idem_key)
 );
+CREATE TABLE IF NOT EXISTS voices (
+    id TEXT PRIMARY KEY,
+    key_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    pitch_hz REAL,
+    duration_s REAL NOT NULL,
+    sample BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS voices_by_key ON voices(key_id, created_at);
 CREATE TABLE IF NOT EXISTS webhooks (
     id TEXT PRIMARY KEY,
     job_id TEXT NOT NULL,
@@ -461,6 +473,36 @@ class SqliteJobStore:
                                       max_attempts)
                 recovered += 1
         return recovered
+
+    # -- voices ---------------------------------------------------------------
+    def create_voice(self, key_id: int, name: str, pitch_hz: float | None,
+                     sample: bytes) -> Voice:
+        voice = Voice(f"voice_{uuid.uuid4().hex[:16]}", key_id, name, pitch_hz,
+                      len(sample) / 2 / VOICE_RATE, self.now())
+        with self._write() as db:
+            db.execute("INSERT INTO voices VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (voice.id, key_id, name, pitch_hz, voice.duration_s, sample,
+                        voice.created_at))
+        return voice
+
+    def list_voices(self, key_id: int) -> list[Voice]:
+        rows = self._conn().execute(
+            "SELECT id, key_id, name, pitch_hz, duration_s, created_at FROM voices"
+            " WHERE key_id = ? ORDER BY created_at", (key_id,))
+        return [Voice(*row) for row in rows]
+
+    def get_voice(self, voice_id: str) -> Voice | None:
+        row = self._conn().execute(
+            "SELECT id, key_id, name, pitch_hz, duration_s, created_at FROM voices"
+            " WHERE id = ?", (voice_id,)).fetchone()
+        return None if row is None else Voice(*row)
+
+    def voice_sample(self, voice_id: str) -> bytes:
+        row = self._conn().execute("SELECT sample FROM voices WHERE id = ?",
+                                   (voice_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no voice {voice_id!r}")
+        return bytes(row["sample"])
 
     # -- webhooks -------------------------------------------------------------
     def _enqueue_webhook(self, db: sqlite3.Connection, job_id: str, now: float) -> None:

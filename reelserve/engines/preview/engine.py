@@ -84,7 +84,11 @@ class PreviewEngine:
         audio = None
         if params.generate_audio:
             synth = shared_speech() if any(spec.lines for spec in specs) else None
-            audio = normalise_loudness(build_soundtrack(plans, specs, params.seed, synth))
+            # <<<voice_N>>> speaks at the pitch of the N-th voice's sample, when one came
+            pitches = {n: voice.pitch_hz for n, voice in enumerate(inputs.voices, start=1)
+                       if voice.pitch_hz}
+            audio = normalise_loudness(build_soundtrack(plans, specs, params.seed, synth,
+                                                        pitches))
         width, height = params.size
         frames = _frame_stream(params, inputs, plans, specs)
         done = 0

@@ -11,6 +11,8 @@ one gain (``loudness.py``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from reelserve.engines.preview.ambience import RATE, Audio, Mono, ambience, pad
@@ -55,8 +57,13 @@ def _resample(mono: Mono, rate: int) -> Mono:
     return np.interp(positions, np.arange(mono.size), mono).astype(np.float32)
 
 
-def _speech_track(plan: ShotPlan, spec: SceneSpec, synth: SpeechSynth, total: int) -> Mono:
-    """A mono track, the length of the video, holding this shot's lines."""
+def _speech_track(plan: ShotPlan, spec: SceneSpec, synth: SpeechSynth, total: int,
+                  voice_pitch: Mapping[int, float]) -> Mono:
+    """A mono track, the length of the video, holding this shot's lines.
+
+    A line spoken by ``<<<voice_N>>>`` whose voice came with a sample is spoken at
+    that sample's pitch (``voice_pitch[N]``, in Hz).
+    """
     track = np.zeros(total, np.float32)
     start = samples_for(plan.start_frame)
     end = min(total, samples_for(plan.start_frame + plan.frame_count))
@@ -64,7 +71,11 @@ def _speech_track(plan: ShotPlan, spec: SceneSpec, synth: SpeechSynth, total: in
     for line in spec.lines:
         if at >= end:
             break
-        voice = _resample(synth.speak(line.text, line.language, line.voice), synth.rate)
+        hz = voice_pitch.get(line.voice)
+        voice_number, pitch = (line.voice, None) if hz is None else \
+            synth.voice_for_hz(hz, line.language)
+        voice = _resample(synth.speak(line.text, line.language, voice_number, pitch),
+                          synth.rate)
         piece = voice[: end - at] * SPEECH_GAIN
         if piece.size < voice.size:  # cut by the shot's end: fade rather than click
             fade = min(piece.size, int(0.05 * RATE))
@@ -76,6 +87,7 @@ def _speech_track(plan: ShotPlan, spec: SceneSpec, synth: SpeechSynth, total: in
 
 def build_soundtrack(
     plans: list[ShotPlan], specs: list[SceneSpec], seed: int, synth: SpeechSynth | None,
+    voice_pitch: Mapping[int, float] | None = None,
 ) -> Audio:
     """The (2, samples) float32 soundtrack for the shots, at 48 kHz."""
     total = samples_for(sum(plan.frame_count for plan in plans))
@@ -87,7 +99,7 @@ def build_soundtrack(
         first, bed = _shot_bed(plan, spec, total)
         beds[:, first:first + bed.shape[1]] += bed
         if synth is not None and spec.lines:
-            speech += _speech_track(plan, spec, synth, total)
+            speech += _speech_track(plan, spec, synth, total, voice_pitch or {})
     if np.any(speech):
         # Duck the beds under the voice with a ~0.1 s smoothed envelope, not a gate.
         active = (np.abs(speech) > 1e-4).astype(np.float64)
