@@ -102,6 +102,42 @@ def test_stream_polls_when_the_server_has_no_events_route(client_service: Servic
             list(client.stream("no-such-request", timeout=10))
 
 
+class DroppingEventsTransport(httpx.HTTPTransport):
+    """Cuts each of the first two event streams after one event, as a flaky proxy would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_event_ids: list[str | None] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if not request.url.path.endswith("/events"):
+            return response
+        self.last_event_ids.append(request.headers.get("last-event-id"))
+        if len(self.last_event_ids) > 2:
+            return response
+        received = b""
+        for chunk in response.iter_raw():
+            received += chunk
+            if b"\n\n" in received:
+                break
+        response.close()
+        first_event = received.split(b"\n\n")[0] + b"\n\n"
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              content=first_event)
+
+
+def test_stream_resumes_after_a_drop_with_last_event_id(client_service: Service) -> None:
+    transport = DroppingEventsTransport()
+    with ReelserveClient(client_service.base_url, client_service.api_key,
+                         transport=transport) as client:
+        request_id = client.submit(T2V, prompt="sleep=2 a drifting boat", **FAST)
+        seen = list(client.stream(request_id, timeout=60))
+    assert seen[-1].status is JobState.COMPLETED
+    assert transport.last_event_ids[0] is None
+    assert transport.last_event_ids[1] == "1" and transport.last_event_ids[2] == "2"
+
+
 def test_cancel_a_running_request(client: ReelserveClient) -> None:
     request_id = client.submit(T2V, prompt="sleep=30 a slow sunrise", **FAST)
     for status in client.stream(request_id, timeout=30):
