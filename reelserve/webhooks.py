@@ -27,9 +27,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-import httpx
 
+from reelserve.errors import FetchError
 from reelserve.jobs import JobStore, WebhookDelivery
+from reelserve.media.fetch_policy import Deadline, FetchPolicy, parse_allowlist
 from reelserve.settings import Settings
 
 log = logging.getLogger("reelserve.webhooks")
@@ -52,9 +53,10 @@ def backoff_schedule(settings: Settings) -> list[float]:
     return [float(part) for part in settings.webhook_backoff_s.split(",") if part.strip()]
 
 
-# Sends one signed POST; answers a short outcome ("HTTP 204", "timeout", ...) and
-# whether it counts as delivered. A seam: the network policy for outbound calls
-# plugs in here.
+# Sends one signed POST; answers a short outcome ("HTTP 204", "refused: ...") and
+# whether it counts as delivered. The default goes through the same fetch policy
+# as input images: public addresses only unless allowlisted, the address checked
+# is the one connected to, no redirects followed, one deadline.
 Poster = Callable[[str, bytes, dict[str, str]], Awaitable[tuple[str, bool]]]
 
 
@@ -65,20 +67,16 @@ class WebhookSender:
         self.store = store
         self.base_url = base_url
         self.schedule = backoff_schedule(settings)
-        self._client = httpx.AsyncClient(timeout=settings.webhook_timeout_s,
-                                         follow_redirects=False)
+        self.policy = FetchPolicy(parse_allowlist(settings.fetch_allow_cidrs))
         self.poster = poster or self._post
 
     async def run_forever(self, interval_s: float = 0.5) -> None:
-        try:
-            while True:
-                try:
-                    await self.send_due()
-                except Exception:  # the sender must outlive a bad pass (a store hiccup)
-                    log.exception("webhook pass failed")
-                await asyncio.sleep(interval_s)
-        finally:
-            await self._client.aclose()
+        while True:
+            try:
+                await self.send_due()
+            except Exception:  # the sender must outlive a bad pass (a store hiccup)
+                log.exception("webhook pass failed")
+            await asyncio.sleep(interval_s)
 
     async def send_due(self) -> int:
         due = await anyio.to_thread.run_sync(self.store.claim_due_webhooks, BATCH, SEND_LEASE_S)
@@ -117,10 +115,15 @@ class WebhookSender:
         return {"type": kind, "timestamp": at, "data": data}
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[str, bool]:
+        return await anyio.to_thread.run_sync(self._post_now, url, body, headers)
+
+    def _post_now(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[str, bool]:
+        deadline = Deadline.after(self.settings.webhook_timeout_s)
         try:
-            response = await self._client.post(url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            return "timeout", False
-        except httpx.HTTPError as error:
-            return f"{type(error).__name__}: {error}"[:300], False
-        return f"HTTP {response.status_code}", 200 <= response.status_code < 300
+            with self.policy.request("POST", url, deadline=deadline, headers=headers,
+                                     body=body) as response:
+                response.read(64 * 1024)  # drain a little; the answer's body is not used
+                status = response.status
+        except FetchError as error:
+            return error.reason[:300], False
+        return f"HTTP {status}", 200 <= status < 300

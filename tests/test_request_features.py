@@ -253,3 +253,17 @@ def test_a_pending_webhook_survives_a_restart(tmp_path: Path, backend: dict[str,
     event = json.loads(revived.calls[0][1])
     assert event["type"] == "request.failed" and event["data"]["request_id"] == request_id
     assert "told to fail" in event["data"]["error"]
+
+
+def test_webhooks_to_private_addresses_are_refused_and_logged(service: Service) -> None:
+    """The fetch policy applies to webhooks: nothing connects; the log says why."""
+    with service.client() as client:
+        request_id = _submit(client, "sleep=0", webhook_url="http://169.254.169.254/latest")
+        service.wait_for(request_id)
+        deadline = time.monotonic() + 10
+        log: list[dict[str, Any]] = []
+        while not log and time.monotonic() < deadline:
+            log = client.get(f"/v2/requests/{request_id}/webhooks").json()["deliveries"]
+            time.sleep(0.1)
+    assert log and "169.254.169.254" in log[0]["outcome"]
+    assert "not a public address" in log[0]["outcome"]
