@@ -74,7 +74,7 @@ def engine_main(settings: Settings, engine_name: str, conn: Connection, stop: Ev
     except ReelserveError as error:
         conn.send(LoadFailed(error.message))
         return
-    fetcher = ImageFetcher(max_bytes=settings.max_input_bytes, timeout_s=settings.input_timeout_s)
+    fetcher = ImageFetcher.from_settings(settings)  # caps, deadline and the fetch allowlist
     conn.send(Ready(engine.name))
     while True:
         try:

@@ -38,6 +38,7 @@ log = logging.getLogger("reelserve.worker")
 # How often a running job's state is read back, so a cancel stops it this fast
 # (the engine then stops within one step: a frame, a denoising step).
 CANCEL_CHECK_S = 0.25
+PROGRESS_WRITE_S = 1.0
 
 
 @dataclass
@@ -47,6 +48,7 @@ class _Attempt:
     progress: float = 0.0
     next_heartbeat: float = 0.0
     next_state_check: float = 0.0
+    progress_written: float = 0.0
 
 
 class Worker:
@@ -112,6 +114,10 @@ class Worker:
             event = self.engine.next_event(timeout=min(self.settings.heartbeat_s, CANCEL_CHECK_S))
             if isinstance(event, Progress):
                 attempt.progress = event.fraction
+                # Progress reaches the store at most once a second (with the lease), so
+                # pollers see it move; the lease alone is renewed every third of it.
+                attempt.next_heartbeat = min(attempt.next_heartbeat,
+                                             attempt.progress_written + PROGRESS_WRITE_S)
             elif isinstance(event, Done | Failed):
                 self._record(attempt, event)
                 return
@@ -168,7 +174,8 @@ class Worker:
             log.warning("lost the lease", extra=self._fields(attempt))
             self._stop_child_job(attempt)
             return False
-        attempt.next_heartbeat = time.monotonic() + self.settings.heartbeat_s
+        attempt.progress_written = time.monotonic()
+        attempt.next_heartbeat = attempt.progress_written + self.settings.heartbeat_s
         return True
 
     def _fields(self, attempt: _Attempt) -> dict[str, object]:

@@ -21,7 +21,6 @@ from conftest import Service, make_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "playground.png"
-NOT_WIRED = "create_app does not call add_playground_routes(app) yet"
 
 
 def _page_app() -> FastAPI:
@@ -57,7 +56,6 @@ def browser_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servic
     svc.stop()
 
 
-@pytest.mark.xfail(reason=NOT_WIRED, strict=True)
 def test_playground_submits_shows_progress_and_plays_the_video(
         browser_service: Service) -> None:
     if not CHROMIUM.exists():

@@ -20,6 +20,7 @@ from starlette.concurrency import iterate_in_threadpool
 
 from reelserve import __version__, metrics
 from reelserve.api.errors import error_response, install_error_handlers
+from reelserve.api.playground import add_playground_routes
 from reelserve.api.request_metrics import RequestMetrics
 from reelserve.api.request_routes import add_request_routes
 from reelserve.api.submits import SubmitBatcher
@@ -244,6 +245,7 @@ def create_app(settings: Settings, store: JobStore, storage: Storage) -> FastAPI
     add_voice_routes(app, service)  # before /v2/{slug}, which would match its path
     _add_routes(app, service)
     add_request_routes(app, service)
+    add_playground_routes(app)
     _add_operations_routes(app, service)
     return app
 
