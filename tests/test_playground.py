@@ -7,6 +7,7 @@ Playwright through ``executable_path``; Playwright's own browser downloads are n
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,9 @@ from reelserve.api.playground import add_playground_routes
 from conftest import Service, make_service
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "playground.png"
+# The screenshot in docs/ is refreshed on request, so test runs leave the tree clean:
+# REELSERVE_UPDATE_SCREENSHOT=1 .venv/bin/python -m pytest tests/test_playground.py
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "playground.png"
 
 
 def _page_app() -> FastAPI:
@@ -57,7 +60,9 @@ def browser_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servic
 
 
 def test_playground_submits_shows_progress_and_plays_the_video(
-        browser_service: Service) -> None:
+        browser_service: Service, tmp_path: Path) -> None:
+    screenshot = DOCS_SCREENSHOT if os.environ.get("REELSERVE_UPDATE_SCREENSHOT") else \
+        tmp_path / "playground.png"
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
@@ -105,7 +110,7 @@ def test_playground_submits_shows_progress_and_plays_the_video(
             page.wait_for_selector("#gallery .card video")
             assert "a lighthouse at night" in page.inner_text("#gallery")
             page.wait_for_timeout(500)  # let the gallery's thumbnails paint
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
     assert elsewhere == []
