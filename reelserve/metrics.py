@@ -42,6 +42,9 @@ ATTEMPTS_LOST = Counter("reelserve_attempts_lost", "Attempts given back to the q
                         ["reason"])
 CREDITS_CAPTURED = Counter("reelserve_credits_captured", "Credits captured from completed jobs",
                            ["model"])
+WEBHOOK_DELIVERIES = Counter("reelserve_webhook_deliveries",
+                             "Webhook tries by outcome: delivered, retrying or given up",
+                             ["outcome"])
 QUEUE_WAIT = Histogram("reelserve_queue_wait_seconds", "Time from submit to a worker's claim",
                        ["engine"], buckets=TIME_BUCKETS)
 RUN_TIME = Histogram("reelserve_run_seconds", "Time an engine took for one job",

@@ -28,6 +28,7 @@ from typing import Any
 
 import anyio
 
+from reelserve import metrics
 from reelserve.errors import FetchError
 from reelserve.jobs import JobStore, WebhookDelivery
 from reelserve.media.fetch_policy import Deadline, FetchPolicy, parse_allowlist
@@ -99,6 +100,8 @@ class WebhookSender:
             retry_at = self.store.now() + self.schedule[tries - 1]
         await anyio.to_thread.run_sync(self.store.record_webhook_attempt, delivery.id, outcome,
                                        retry_at, delivered)
+        result = "delivered" if delivered else "retrying" if retry_at is not None else "gave_up"
+        metrics.WEBHOOK_DELIVERIES.labels(result).inc()
         log.info("webhook %s: %s", "delivered" if delivered else "not delivered", outcome,
                  extra={"request_id": delivery.job_id, "status": outcome})
 

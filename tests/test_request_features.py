@@ -208,6 +208,7 @@ def test_signed_webhook_is_retried_until_delivered(tmp_path: Path, backend: dict
                 time.sleep(0.1)
             secret = client.get("/v2/webhooks/secret").json()["secret"]
             log = client.get(f"/v2/requests/{request_id}/webhooks").json()
+            scraped = client.get("/metrics").text
             output = client.get(f"/v2/requests/{request_id}").json()["output"]
     finally:
         service.stop()
@@ -223,6 +224,8 @@ def test_signed_webhook_is_retried_until_delivered(tmp_path: Path, backend: dict
     assert event["data"] == {"request_id": request_id, "status": "COMPLETED", "output": output}
     assert [entry["outcome"] for entry in log["deliveries"]] == ["HTTP 500", "HTTP 204"]
     assert log["deliveries"][-1]["state"] == "delivered"
+    assert 'reelserve_webhook_deliveries_total{outcome="retrying"} 1.0' in scraped
+    assert 'reelserve_webhook_deliveries_total{outcome="delivered"} 1.0' in scraped
 
 
 def test_a_pending_webhook_survives_a_restart(tmp_path: Path, backend: dict[str, str]) -> None:
