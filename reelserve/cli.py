@@ -16,6 +16,7 @@ from rich.table import Table
 
 from reelserve.catalog import MODELS
 from reelserve.cli_generate import GenerateCommand, generate
+from reelserve.cli_models import models_app
 from reelserve.errors import EngineUnavailable, ReelserveError
 from reelserve.jobs import JobStore
 from reelserve.jobs.backends import open_store
@@ -31,6 +32,7 @@ app = typer.Typer(help="reelserve: a self-hosted Kling 3.0 compatible video API.
 keys_app = typer.Typer(help="Create, list and revoke API keys; add credits.",
                        no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
 app.command("generate", cls=GenerateCommand)(generate)
 console = Console()
 EXIT_ENGINE_UNAVAILABLE = 3
@@ -88,11 +90,13 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes to start.")] = None,
     engine: Annotated[str | None, typer.Option(help="Engine: preview.")] = None,
     retention: Annotated[float | None, typer.Option(help="Seconds results are kept.")] = None,
+    model_path: Annotated[str | None, typer.Option(
+        help="Model directory for the ltx2 engine.")] = None,
 ) -> None:
     """Start the API and its worker processes; print the base URL."""
     settings = _settings(host=host, port=port, data_dir=data_dir, store=store_url,
                          workers=workers,
-                         engine=engine, retention_s=retention)
+                         engine=engine, retention_s=retention, model_path=model_path)
     use_metrics_dir(settings.metrics_dir, fresh=True)  # before anything imports metrics
     configure_logging()
     from reelserve.api import create_app

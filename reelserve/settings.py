@@ -73,6 +73,17 @@ class Settings:
     fetch_allow_cidrs: str = ""
     # Largest JSON body a submit may send: a 50 MB image as a base64 data: URL fits.
     max_body_bytes: int = 72 * 1024 * 1024
+    # The ltx2 engine (docs/engines.md). model_path: a diffusers LTX-2 directory; empty
+    # for the first one `reelserve models pull` put in models_dir (<data_dir>/models).
+    model_path: str = ""
+    models_dir: str = ""
+    # "auto" picks from the device and its free memory; each can be forced.
+    ltx2_device: str = "auto"  # auto, cuda, cuda:1, cpu
+    ltx2_dtype: str = "auto"  # auto, bfloat16, float16, float32
+    ltx2_offload: str = "auto"  # auto, none, model, sequential
+    ltx2_vae_tiling: str = "auto"  # auto, on, off
+    ltx2_steps: int = 0  # denoising steps; 0 for the model profile's
+    ltx2_long_side: int = 960  # generation width of a 16:9 clip; others keep its area
 
     @property
     def db_path(self) -> Path:

@@ -16,6 +16,7 @@ EngineFactory = Callable[[Settings], Engine]
 # which is how tests plug in their fixture engines.
 BUILTIN = {
     "preview": "reelserve.engines.preview:create_engine",
+    "ltx2": "reelserve.engines.ltx2:create_engine",
 }
 
 

@@ -1,0 +1,150 @@
+"""From a contract request to LTX-2 generations: sizes, frames, guidance, shots, prompts.
+
+Pure Python, no torch: every mapping rule of ``docs/engines.md`` lives here so it
+can be read (and tested) without a model.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from reelserve.catalog import JobParams
+from reelserve.engines.base import GenerationInputs, VoiceSample
+
+FPS = 24
+SIZE_MULTIPLE = 32  # the video VAE compresses 32x in space
+FRAME_STEP = 8  # ... and 8x in time, after a first frame: 8k+1 frames
+DEFAULT_CFG = 0.5  # the contract's default cfg_scale maps to the model's own guidance
+ELEMENT_GUIDE_STRENGTH = 0.4  # how hard an element's image pulls a shot's first frame
+
+_ASPECTS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
+_ELEMENT = re.compile(r"@Element([1-9])\b", re.IGNORECASE)
+_VOICE = re.compile(r"<<<voice_([1-9])>>>", re.IGNORECASE)
+_ORDINALS = ("first", "second", "third", "fourth", "fifth")
+
+
+@dataclass(frozen=True)
+class Guide:
+    """An image pinned to a frame of one generation (``LTX2VideoCondition``)."""
+
+    image: str  # "start", "end" or "element:N" (1-based), resolved by the engine
+    index: int  # 0 for the first frame, -1 for the last
+    strength: float = 1.0
+
+
+@dataclass(frozen=True)
+class ShotJob:
+    """One generation: a shot of the output video."""
+
+    index: int
+    prompt: str
+    frames: int  # frames this shot contributes to the output (duration x 24)
+    generate_frames: int  # what the model generates: 8k+1, at least ``frames``
+    guides: tuple[Guide, ...] = field(default=())
+
+
+def generation_size(aspect_ratio: str, long_side: int) -> tuple[int, int]:
+    """(width, height), multiples of 32, with the area of a 16:9 clip ``long_side`` wide.
+
+    960 gives 960x544 (16:9), 544x960 (9:16) and 704x704 (1:1); the output is
+    then resized to the contract's 1920x1080, 1080x1920 or 1080x1080.
+    """
+    aspect = _ASPECTS[aspect_ratio]
+    area = long_side * long_side * 9 / 16
+    width = math.sqrt(area * aspect)
+    height = math.sqrt(area / aspect)
+    return _multiple(width), _multiple(height)
+
+
+def generation_frames(frames: int) -> int:
+    """The smallest 8k+1 frame count that covers ``frames`` (72 -> 73, 120 -> 121)."""
+    return max(1, math.ceil((frames - 1) / FRAME_STEP)) * FRAME_STEP + 1
+
+
+def guidance_scale(cfg_scale: float, model_default: float) -> float:
+    """cfg_scale 0..1 to guidance: 0 turns guidance off (1.0), 0.5 is the model's
+    default, 1 is as far above the default as 0 is below it.
+
+    A model sampled without guidance (the distilled one, default 1.0) stays at 1.0.
+    """
+    if model_default <= 1.0:
+        return model_default
+    return 1.0 + (model_default - 1.0) * cfg_scale / DEFAULT_CFG
+
+
+def plan_shots(params: JobParams, inputs: GenerationInputs) -> list[ShotJob]:
+    """One generation per ``multi_prompt`` segment (or one for the whole prompt).
+
+    The start image is pinned to the first frame of the first shot and the end
+    image to the last frame of the last shot. A later shot that names an
+    ``@ElementN`` whose image came starts near that image (a weak first-frame guide).
+    """
+    if params.shots:
+        segments = [(shot.prompt, shot.duration * FPS) for shot in params.shots]
+    else:
+        segments = [(params.prompt, params.frame_count)]
+    count = len(segments)
+    jobs = []
+    for index, (text, frames) in enumerate(segments):
+        guides: list[Guide] = []
+        if index == 0 and inputs.start_image is not None:
+            guides.append(Guide("start", 0))
+        elif index > 0:
+            element = _first_element(text, inputs)
+            if element is not None:
+                guides.append(Guide(f"element:{element}", 0, ELEMENT_GUIDE_STRENGTH))
+        if index == count - 1 and inputs.end_image is not None:
+            guides.append(Guide("end", -1))
+        prompt = rewrite_prompt(text, params.prompt if params.shots else "", inputs)
+        jobs.append(ShotJob(index, prompt, frames, generation_frames(frames), tuple(guides)))
+    return jobs
+
+
+def rewrite_prompt(text: str, context: str, inputs: GenerationInputs) -> str:
+    """The prompt LTX-2 reads: references it cannot resolve are put into words.
+
+    ``@ElementN`` becomes "the first subject" (and so on); ``<<<voice_N>>>``
+    becomes a description of that voice from its sample's pitch and name. A
+    ``multi_prompt`` segment is followed by the overall prompt as context, so
+    every shot keeps the same scene.
+    """
+    prompt = _ELEMENT.sub(lambda m: f"the {_ordinal(int(m.group(1)))} subject", text)
+    prompt = _VOICE.sub(lambda m: _voice_words(int(m.group(1)), inputs.voices), prompt)
+    if context and context.strip() != text.strip():
+        prompt = f"{prompt.rstrip()} Scene: {rewrite_prompt(context, '', inputs)}"
+    return prompt
+
+
+def _first_element(text: str, inputs: GenerationInputs) -> int | None:
+    for match in _ELEMENT.finditer(text):
+        number = int(match.group(1))
+        if number <= len(inputs.elements) and inputs.elements[number - 1].frontal is not None:
+            return number
+    return None
+
+
+def _voice_words(number: int, voices: tuple[VoiceSample, ...]) -> str:
+    if number > len(voices):
+        return "a voice"
+    voice = voices[number - 1]
+    pitch = voice.pitch_hz
+    if pitch is None:
+        register = "a"
+    elif pitch < 140:
+        register = "a deep, low-pitched"
+    elif pitch < 200:
+        register = "a mid-pitched"
+    else:
+        register = "a high-pitched"
+    named = f" ({voice.name})" if voice.name else ""
+    return f"{register} voice{named}"
+
+
+def _ordinal(number: int) -> str:
+    return _ORDINALS[number - 1] if number <= len(_ORDINALS) else f"number {number}"
+
+
+def _multiple(value: float) -> int:
+    return max(SIZE_MULTIPLE, round(value / SIZE_MULTIPLE) * SIZE_MULTIPLE)
