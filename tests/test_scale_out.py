@@ -7,10 +7,10 @@ rest of the suite uses the machine's Redis at 127.0.0.1:6379.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -86,18 +86,28 @@ def _worker(tmp_path: Path, name: str, settings: dict[str, object],
                                 stdout=out, stderr=subprocess.STDOUT)
 
 
-def _busy_worker(client: redis.Redis, prefix: str, pids: list[int],
-                 timeout: float = 30) -> tuple[int, str]:
-    """A worker among ``pids`` that is running a job now: its pid and the job's id."""
+def _freeze_a_busy_worker(client: redis.Redis, prefix: str,
+                          workers: list[subprocess.Popen[str]], request_ids: list[str],
+                          timeout: float = 30) -> tuple[subprocess.Popen[str], str]:
+    """SIGSTOP a worker that is running a job now; answer it and that job's id.
+
+    The worker is frozen before its job is looked up, so the answer cannot go stale.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for worker_id, raw in client.hgetall(f"{prefix}:workers").items():
-            pid = int(worker_id.decode().rsplit(":", 1)[1])
-            job_id = json.loads(raw)["job_id"]
-            if pid in pids and job_id:
-                return pid, str(job_id)
+        for worker in workers:
+            worker.send_signal(signal.SIGSTOP)
+            worker_id = f"{socket.gethostname()}:{worker.pid}"
+            with client.pipeline(transaction=False) as pipe:
+                for request_id in request_ids:
+                    pipe.hmget(f"{prefix}:job:{request_id}", ["state", "worker_id"])
+                rows = pipe.execute()
+            for request_id, (state, owner) in zip(request_ids, rows, strict=True):
+                if state == b"PROCESSING" and owner == worker_id.encode():
+                    return worker, request_id
+            worker.send_signal(signal.SIGCONT)
         time.sleep(0.05)
-    raise TimeoutError("no worker picked up a job")
+    raise TimeoutError("no worker was running a job")
 
 
 @pytest.mark.slow
@@ -125,13 +135,11 @@ def test_two_servers_three_workers_lose_nothing(tmp_path: Path,
             request_ids.append(response.json()["request_id"])
 
         # SIGKILL one worker mid-job; its lease runs out and another worker reruns the job.
-        killed, killed_job = _busy_worker(client, "scale", [w.pid for w in workers])
-        next(w for w in workers if w.pid == killed).send_signal(signal.SIGKILL)
+        killed, killed_job = _freeze_a_busy_worker(client, "scale", workers, request_ids)
+        killed.send_signal(signal.SIGKILL)
         # SIGSTOP another mid-job past its 2 s lease, then let it go on: its write is refused.
-        others = [w for w in workers if w.pid != killed]
-        stopped_pid, stopped_job = _busy_worker(client, "scale", [w.pid for w in others])
-        stopped = next(w for w in others if w.pid == stopped_pid)
-        stopped.send_signal(signal.SIGSTOP)
+        others = [w for w in workers if w is not killed]
+        stopped, stopped_job = _freeze_a_busy_worker(client, "scale", others, request_ids)
         time.sleep(5)
         stopped.send_signal(signal.SIGCONT)
 
