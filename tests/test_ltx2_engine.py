@@ -38,12 +38,13 @@ def data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def run_job(service: Service, slug: str, body: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+def run_job(service: Service, slug: str, body: dict[str, Any],
+            timeout: float = 120) -> tuple[dict[str, Any], bytes]:
     with service.client() as client:
         submitted = client.post(f"/v2/{slug}", json=body)
         assert submitted.status_code == 200, submitted.text
         request_id = submitted.json()["request_id"]
-        status = service.wait_for(request_id, timeout=120)
+        status = service.wait_for(request_id, timeout=timeout)
         assert status["status"] == "COMPLETED", status
         result = client.get(f"/v2/requests/{request_id}").json()
         video = client.get(result["output"])
