@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -12,6 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from reelserve.catalog import MODELS
@@ -23,7 +25,7 @@ from reelserve.jobs.backends import open_store
 from reelserve.keys import issue_key
 from reelserve.logs import configure_logging
 from reelserve.metrics_dir import use_metrics_dir
-from reelserve.processes import die_with_parent, supervised_by
+from reelserve.processes import EXIT_ENGINE_UNAVAILABLE, die_with_parent, supervised_by
 from reelserve.settings import Settings, settings_from_env
 from reelserve.storage import Storage, open_storage
 
@@ -35,7 +37,6 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.command("generate", cls=GenerateCommand)(generate)
 console = Console()
-EXIT_ENGINE_UNAVAILABLE = 3
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Store and outputs live here.")]
 StoreUrl = Annotated[str | None, typer.Option(
@@ -47,7 +48,7 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -109,7 +110,10 @@ def serve(
         console.print(f"Created an API key with {settings.starting_credits:g} credits "
                       "(shown once, keep it):")
         print(issued.secret, flush=True)
-    pool = WorkerPool(settings, settings.workers)
+    def engine_unavailable() -> None:  # every worker failed to load the engine: stop serving
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    pool = WorkerPool(settings, settings.workers, on_engine_unavailable=engine_unavailable)
     pool.start()
     console.print(f"reelserve {settings.engine} engine, {settings.workers} worker(s), "
                   f"data in {settings.data_dir.resolve()}")
@@ -127,6 +131,9 @@ def serve(
                     timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)))
     finally:
         pool.stop(timeout_s=settings.shutdown_grace_s + 10)
+    if pool.engine_unavailable:
+        _fail(f"the {settings.engine} engine cannot load in any worker (see above)",
+              EXIT_ENGINE_UNAVAILABLE)
 
 
 @app.command()

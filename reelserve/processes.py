@@ -8,6 +8,7 @@ import sys
 
 PR_SET_PDEATHSIG = 1
 SUPERVISOR_PID_ENV = "REELSERVE_SUPERVISOR_PID"
+EXIT_ENGINE_UNAVAILABLE = 3  # `reelserve worker` (and `serve`) when the engine cannot load
 
 
 def die_with_parent(signum: int, parent_pid: int | None = None) -> None:
@@ -29,4 +30,4 @@ def supervised_by() -> int | None:
     return int(value) if value.isdigit() else None
 
 
-__all__ = ["SUPERVISOR_PID_ENV", "die_with_parent", "supervised_by"]
+__all__ = ["EXIT_ENGINE_UNAVAILABLE", "SUPERVISOR_PID_ENV", "die_with_parent", "supervised_by"]

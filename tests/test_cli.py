@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import T2V, process_env
+from conftest import T2V, free_port, process_env
 
 
 def _cli(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -55,3 +55,14 @@ def test_unknown_engine_makes_the_worker_exit_with_a_message(tmp_path: Path) -> 
     result = _cli(tmp_path / "data", "worker", "--engine", "nonesuch", check=False)
     assert result.returncode == 3
     assert "nonesuch" in result.stdout + result.stderr
+
+
+def test_serve_stops_with_exit_3_when_no_worker_can_load_the_engine(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "reelserve", "serve", "--engine", "nonesuch", "--workers", "2"],
+        env=process_env(tmp_path / "data", port=free_port()), capture_output=True, text=True,
+        timeout=60)
+    assert result.returncode == 3
+    output = result.stdout + result.stderr
+    assert "unknown engine 'nonesuch'" in output
+    assert "cannot load in any worker" in output
