@@ -139,3 +139,16 @@ def test_timeout_exits_4_and_ctrl_c_cancels_and_exits_130(cli_service: Service) 
     process.stderr.close()
     assert process.stdout is not None
     process.stdout.close()
+
+
+def test_rate_limited_exits_7(tmp_path: Path) -> None:
+    service = make_service(tmp_path, rate_limit=1, rate_window_s=86400)
+    try:
+        first = _generate(service, "sleep=0 a lighthouse", "--duration", "3", "--no-audio",
+                          "-o", str(tmp_path / "first.mp4"))
+        assert first.returncode == 0, first.stderr
+        limited = _generate(service, "a lighthouse", "-o", str(tmp_path / "second.mp4"))
+        assert limited.returncode == 7
+        assert "rate limit" in limited.stderr
+    finally:
+        service.stop()
