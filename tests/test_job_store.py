@@ -30,8 +30,9 @@ T2V = "kling-3-standard-text2video"
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path,
-               redis_url: str) -> Iterator[Callable[[float], JobStore]]:
+def make_store(request: pytest.FixtureRequest,
+               tmp_path: Path) -> Iterator[Callable[[float], JobStore]]:
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
     opened: list[JobStore] = []
     prefix = f"test-{uuid.uuid4().hex[:12]}"
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from reelserve.api.playground import add_playground_routes
 
-from conftest import Service, make_service
+from conftest import Service, make_service, needs_outside_part
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The screenshot in docs/ is refreshed on request, so test runs leave the tree clean:
@@ -64,7 +64,7 @@ def test_playground_submits_shows_progress_and_plays_the_video(
     screenshot = DOCS_SCREENSHOT if os.environ.get("REELSERVE_UPDATE_SCREENSHOT") else \
         tmp_path / "playground.png"
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+        needs_outside_part(f"{CHROMIUM} is missing: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
     base = browser_service.base_url

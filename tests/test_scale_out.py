@@ -21,7 +21,7 @@ import httpx
 import pytest
 import redis
 
-from conftest import FIXTURE_ENGINE, T2V, Service, free_port, process_env
+from conftest import FIXTURE_ENGINE, T2V, Service, free_port, needs_outside_part, process_env
 
 JOBS = 100
 RATE_LIMIT = 150
@@ -64,7 +64,7 @@ class RedisServer:
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed")
+        needs_outside_part("redis-server is not installed (apt-get install -y redis-server)")
     server = RedisServer(tmp_path / "redis")
     server.directory.mkdir()
     server.start()

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 # Shared helpers, prepended to the scripts that need them.
 COMMON = """
+-- Redis 7 replicates a script's effects by default; before it, reading TIME and
+-- then writing needs this (it is a no-op, kept for Redis 5 and 6).
+if redis.replicate_commands then redis.replicate_commands() end
 local P = ARGV[1]
 local function now()
   local t = redis.call('TIME')
