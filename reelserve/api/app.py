@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -129,7 +129,7 @@ class Service:
         if job.state is JobState.FAILED:
             body["error"] = job.error
             body["canceled"] = job.canceled
-        body["eta_seconds"] = _eta_seconds(job, self.store.now())
+        body["eta_seconds"] = _eta_seconds(job, self.store.now)
         for name in ("created_at", "started_at", "completed_at"):
             body[name] = _iso(getattr(job, name))
         return body
@@ -169,13 +169,17 @@ def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
-def _eta_seconds(job: Job, now: float) -> float | None:
-    """Seconds left, from the pace so far; None while queued or too early to tell."""
+def _eta_seconds(job: Job, now: Callable[[], float]) -> float | None:
+    """Seconds left, from the pace so far; None while queued or too early to tell.
+
+    ``now`` is the store's clock, read only for a running job (on Redis it is a
+    round trip, which most polls do not need).
+    """
     if job.state.is_terminal:
         return 0.0
     if job.state is not JobState.PROCESSING or job.started_at is None or job.progress < 0.02:
         return None
-    elapsed = max(0.0, now - job.started_at)
+    elapsed = max(0.0, now() - job.started_at)
     return round(elapsed / job.progress * (1 - job.progress), 1)
 
 

@@ -464,6 +464,10 @@ class SqliteJobStore:
                 for row in rows]
 
     def webhook_secret(self, key_id: int, new_secret: str) -> str:
+        row = self._conn().execute("SELECT webhook_secret FROM keys WHERE id = ?",
+                                   (key_id,)).fetchone()
+        if row is not None and row["webhook_secret"]:
+            return str(row["webhook_secret"])  # the usual case: no write needed
         with self._write() as db:
             db.execute("UPDATE keys SET webhook_secret = COALESCE(webhook_secret, ?)"
                        " WHERE id = ?", (new_secret, key_id))
