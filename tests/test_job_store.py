@@ -21,7 +21,7 @@ from reelserve.errors import (
     RequestNotFound,
     StaleAttempt,
 )
-from reelserve.jobs import JobOrder, JobState, JobStore
+from reelserve.jobs import JobOrder, JobState, JobStore, Submitted
 from reelserve.jobs.redis_store import RedisJobStore
 from reelserve.jobs.sqlite import SqliteJobStore
 from reelserve.keys import issue_key
@@ -58,6 +58,13 @@ def store(make_store: Callable[[float], JobStore]) -> JobStore:
     return make_store(60)
 
 
+def _submit(store: JobStore, key_id: int) -> Submitted:
+    """One 240-millicredit job for ``key_id``, which must be accepted."""
+    [outcome] = store.submit_jobs([_order(key_id)])
+    assert not isinstance(outcome, InsufficientCredits | IdempotencyMismatch), outcome
+    return outcome
+
+
 def _order(key_id: int, price: int = 240) -> JobOrder:
     params = parse_submit(get_model(T2V), {"prompt": "p", "duration": "3",
                                            "generate_audio": False})
@@ -79,7 +86,7 @@ def test_group_commit_refuses_only_the_orders_the_balance_cannot_cover(
 
 def test_claim_complete_captures_once(store: JobStore) -> None:
     key = issue_key(store, credits=1000).record
-    job, _ = store.submit_job(key.id, _order(key.id).params, 240)
+    job, _ = _submit(store, key.id)
     claimed = store.claim_next_job("w1", lease_s=10)
     assert claimed is not None and claimed.id == job.id and claimed.attempt == 1
     done = store.complete_job(job.id, 1, "out.mp4", {"engine": "x"})
@@ -92,7 +99,7 @@ def test_claim_complete_captures_once(store: JobStore) -> None:
 
 def test_expired_lease_requeues_and_the_old_attempt_cannot_write(store: JobStore) -> None:
     key = issue_key(store, credits=1000).record
-    job, _ = store.submit_job(key.id, _order(key.id).params, 240)
+    job, _ = _submit(store, key.id)
     assert store.claim_next_job("w1", lease_s=0.2) is not None
     assert store.recover_expired_leases(max_attempts=3) == 0
     time.sleep(0.3)
@@ -109,7 +116,7 @@ def test_expired_lease_requeues_and_the_old_attempt_cannot_write(store: JobStore
 
 def test_last_lost_attempt_fails_the_job_and_releases_the_hold(store: JobStore) -> None:
     key = issue_key(store, credits=1000).record
-    job, _ = store.submit_job(key.id, _order(key.id).params, 240)
+    job, _ = _submit(store, key.id)
     for _ in range(3):
         assert store.claim_next_job("w", lease_s=0.05) is not None
         time.sleep(0.1)
@@ -123,7 +130,7 @@ def test_last_lost_attempt_fails_the_job_and_releases_the_hold(store: JobStore) 
 
 def test_queue_position_counts_the_jobs_ahead(store: JobStore) -> None:
     key = issue_key(store, credits=10_000).record
-    jobs = [store.submit_job(key.id, _order(key.id).params, 240)[0] for _ in range(3)]
+    jobs = [_submit(store, key.id)[0] for _ in range(3)]
     assert [store.queue_position(job.id) for job in jobs] == [1, 2, 3]
     store.claim_next_job("w", lease_s=10)
     assert [store.queue_position(job.id) for job in jobs] == [None, 1, 2]
@@ -133,7 +140,7 @@ def test_sweep_removes_expired_jobs_and_reports_their_files(
         make_store: Callable[[float], JobStore]) -> None:
     store = make_store(0.5)
     key = issue_key(store, credits=1000).record
-    job, _ = store.submit_job(key.id, _order(key.id).params, 240)
+    job, _ = _submit(store, key.id)
     store.claim_next_job("w", lease_s=10)
     store.complete_job(job.id, 1, "out.mp4", {})
     assert store.sweep_expired().expired_jobs == 0
@@ -146,7 +153,7 @@ def test_sweep_removes_expired_jobs_and_reports_their_files(
 
 def test_hand_backs_do_not_count_against_max_attempts(store: JobStore) -> None:
     key = issue_key(store, credits=1000).record
-    job, _ = store.submit_job(key.id, _order(key.id).params, 240)
+    job, _ = _submit(store, key.id)
     for attempt in (1, 2, 3):
         assert store.claim_next_job("w", lease_s=10) is not None
         requeued = store.abandon_attempt(job.id, attempt, "shutdown", 1, counts=False)
@@ -160,7 +167,7 @@ def test_hand_backs_do_not_count_against_max_attempts(store: JobStore) -> None:
 def test_queue_stats_and_worker_heartbeats(store: JobStore) -> None:
     key = issue_key(store, credits=10_000).record
     for _ in range(3):
-        store.submit_job(key.id, _order(key.id).params, 240)
+        _submit(store, key.id)
     time.sleep(0.2)
     store.claim_next_job("w", lease_s=10)
     stats = store.queue_stats()
@@ -178,8 +185,8 @@ def test_queue_stats_and_worker_heartbeats(store: JobStore) -> None:
 
 def test_cancel_releases_the_hold_and_stops_the_attempt(store: JobStore) -> None:
     key = issue_key(store, credits=1000).record
-    queued, _ = store.submit_job(key.id, _order(key.id).params, 240)
-    running, _ = store.submit_job(key.id, _order(key.id).params, 240)
+    queued, _ = _submit(store, key.id)
+    running, _ = _submit(store, key.id)
     store.claim_next_job("w", lease_s=10)  # takes `queued`, the first in line
     assert store.attempt_is_current(queued.id, 1)
     canceled = store.cancel_job(queued.id)
@@ -242,8 +249,8 @@ def test_a_finished_job_with_a_webhook_queues_one_delivery(store: JobStore) -> N
 def test_recent_jobs_and_webhook_secret(store: JobStore) -> None:
     key = issue_key(store, credits=10_000).record
     other = issue_key(store, credits=10_000).record
-    jobs = [store.submit_job(key.id, _order(key.id).params, 240)[0] for _ in range(4)]
-    store.submit_job(other.id, _order(other.id).params, 240)
+    jobs = [_submit(store, key.id)[0] for _ in range(4)]
+    _submit(store, other.id)
     assert [job.id for job in store.list_jobs(key.id, 3)] == [j.id for j in jobs[::-1][:3]]
     secret = store.webhook_secret(key.id, "whsec_first")
     assert secret == "whsec_first" == store.webhook_secret(key.id, "whsec_second")

@@ -155,12 +155,6 @@ class RedisJobStore:
             raise RateLimited(limit, window_s, float(reset_at))
 
     # -- submit and read ------------------------------------------------------
-    def submit_job(self, key_id: int, params: JobParams, price: int) -> Submitted:
-        [outcome] = self.submit_jobs([JobOrder(key_id, params, price)])
-        if isinstance(outcome, InsufficientCredits | IdempotencyMismatch):
-            raise outcome
-        return outcome
-
     def submit_jobs(self, orders: Sequence[JobOrder]) -> list[Submitted | Refusal]:
         ids = [str(uuid.uuid4()) for _ in orders]
         args: list[Any] = [self.prefix]

@@ -151,12 +151,6 @@ class SqliteJobStore:
         return [(row["kind"], row["amount"]) for row in rows]
 
     # -- submit and read ------------------------------------------------------
-    def submit_job(self, key_id: int, params: JobParams, price: int) -> Submitted:
-        [outcome] = self.submit_jobs([JobOrder(key_id, params, price)])
-        if isinstance(outcome, InsufficientCredits | IdempotencyMismatch):
-            raise outcome
-        return outcome
-
     def submit_jobs(self, orders: Sequence[JobOrder]) -> list[Submitted | Refusal]:
         outcomes: list[Submitted | Refusal] = []
         with self._write() as db:

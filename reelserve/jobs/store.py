@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from reelserve.catalog import JobParams
 from reelserve.jobs.records import (
     ApiKey,
     ClaimedJob,
@@ -39,13 +38,11 @@ class JobStore(Protocol):
     def ledger(self, job_id: str) -> list[tuple[str, int]]: ...
 
     # submit and read
-    def submit_job(self, key_id: int, params: JobParams, price: int) -> Submitted:
-        """Queue a job and hold its price; return it and the key's balance left."""
-        ...
     def submit_jobs(self, orders: Sequence[JobOrder]) -> list[Submitted | Refusal]:
-        """``submit_job`` for many orders in one transaction (group commit).
+        """Queue the orders' jobs and hold their prices, in one transaction (group commit).
 
-        Each order succeeds or is refused on its own; a refused order holds nothing.
+        Each order answers its job and the key's balance left, or is refused on its
+        own; a refused order holds nothing.
         An order with an Idempotency-Key seen before with the same body answers the
         earlier job, holding nothing again.
         """
