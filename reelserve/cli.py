@@ -197,7 +197,7 @@ def keys_create(
     """Create a key; the key itself is printed alone on the last line."""
     settings = _settings(data_dir=data_dir)
     amount = settings.starting_credits if credits is None else credits
-    issued = issue_key(open_store(settings), credits=round(amount * 1000),
+    issued = issue_key(_open_store(settings), credits=round(amount * 1000),
                        models=_models(models), name=name)
     console.print(f"Created key {issued.record.prefix}… with {amount:g} credits. "
                   "It is shown once:")
@@ -208,7 +208,7 @@ def keys_create(
 def keys_list(data_dir: DataDir = None) -> None:
     """List keys (prefix, credits, models, state)."""
     table = Table("prefix", "name", "credits", "models", "state")
-    for key in open_store(_settings(data_dir=data_dir)).list_keys():
+    for key in _open_store(_settings(data_dir=data_dir)).list_keys():
         table.add_row(key.prefix, key.name, f"{key.balance / 1000:.3f}",
                       ",".join(key.models) if key.models else "all",
                       "revoked" if key.revoked else "active")
@@ -219,7 +219,7 @@ def keys_list(data_dir: DataDir = None) -> None:
 def keys_revoke(key_prefix: str, data_dir: DataDir = None) -> None:
     """Revoke the key that starts with KEY_PREFIX."""
     try:
-        key = open_store(_settings(data_dir=data_dir)).revoke_key(key_prefix)
+        key = _open_store(_settings(data_dir=data_dir)).revoke_key(key_prefix)
     except ReelserveError as error:
         _fail(error.message)
     console.print(f"Revoked {key.prefix}…")
@@ -229,7 +229,7 @@ def keys_revoke(key_prefix: str, data_dir: DataDir = None) -> None:
 def keys_add_credits(key_prefix: str, amount: float, data_dir: DataDir = None) -> None:
     """Add AMOUNT credits to the key that starts with KEY_PREFIX."""
     try:
-        key = open_store(_settings(data_dir=data_dir)).add_credits(key_prefix,
+        key = _open_store(_settings(data_dir=data_dir)).add_credits(key_prefix,
                                                                    round(amount * 1000))
     except ReelserveError as error:
         _fail(error.message)

@@ -37,6 +37,7 @@ from reelserve.errors import (
     RequestNotFound,
     StaleAttempt,
 )
+from reelserve.jobs import redis_layout
 from reelserve.jobs import redis_scripts as scripts
 from reelserve.jobs.records import (
     VOICE_RATE,
@@ -55,17 +56,24 @@ from reelserve.jobs.records import (
     new_voice_id,
     webhook_id,
 )
+from reelserve.jobs.redis_durability import redis_location
 from reelserve.jobs.states import CANCELED_STATUS, IllegalTransition, JobState
 
 Script = Callable[..., Any]
 
 
 class RedisJobStore:
-    """``JobStore`` on one Redis; ``clock`` and ``ids`` are for tests that pin them."""
+    """``JobStore`` on one Redis; ``clock`` and ``ids`` are for tests that pin them.
+
+    The layout under ``prefix`` is migrated to this release's version on opening
+    unless ``migrate`` is false (``open_store`` checks the server first).
+    """
+
+    durability_warnings: tuple[str, ...] = ()
 
     def __init__(self, url: str, *, retention_s: float, prefix: str = "reelserve",
                  clock: Callable[[], float] | None = None,
-                 ids: Callable[[], str] = new_job_id) -> None:
+                 ids: Callable[[], str] = new_job_id, migrate: bool = True) -> None:
         self.url = url
         self.retention_s = retention_s
         self.prefix = prefix
@@ -90,6 +98,12 @@ class RedisJobStore:
         self._rate = register(scripts.RATE_LIMIT)
         self._cancel = register(scripts.CANCEL)
         self._claim_webhooks = register(scripts.CLAIM_WEBHOOKS)
+        if migrate:
+            self.migrate_layout(f"Redis at {redis_location(url)} (prefix {prefix})")
+
+    def migrate_layout(self, where: str) -> int:
+        """Bring the key layout to this release's version; answers the version it had."""
+        return redis_layout.migrate(self.redis, self.prefix, where)
 
     def _script(self, text: str) -> Script:
         """A script that refuses illegal moves as ``check_transition`` does."""

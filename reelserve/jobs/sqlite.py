@@ -55,7 +55,12 @@ JOB_COLUMNS = (
 
 
 class SqliteJobStore:
-    """``JobStore`` on one SQLite file; safe to share between threads and processes."""
+    """``JobStore`` on one SQLite file; safe to share between threads and processes.
+
+    Opening it migrates the file to this release's schema (``sqlite_migrations``).
+    """
+
+    durability_warnings: tuple[str, ...] = ()  # WAL with fsync at checkpoints
 
     def __init__(self, path: Path, *, retention_s: float,
                  clock: Callable[[], float] = time.time,
