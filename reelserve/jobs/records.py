@@ -110,8 +110,8 @@ def new_job_id() -> str:
 
 
 def new_voice_id(unique: str) -> str:
-    """``voice_`` and 16 hex digits taken from a fresh job-style id."""
-    return "voice_" + unique.replace("-", "")[:16]
+    """``voice_`` and the last 16 hex digits of a fresh job-style id."""
+    return "voice_" + unique.replace("-", "")[-16:]
 
 
 def webhook_id(job_id: str) -> str:

@@ -55,8 +55,9 @@ local function enqueue_webhook(id, job, t)
     'webhook_url', 'key_id', 'state', 'output_key', 'error', 'canceled'))
   if not url or url == '' then return end
   local delivery = P .. ':webhook:msg_' .. id  -- records.webhook_id
-  local event = cjson.encode({request_id = id, status = state, output_key = output or '',
-                              error = err or '', canceled = canceled == '1', at = t})
+  local event = cjson.encode({request_id = id, status = state,
+                              output_key = output or cjson.null, error = err or cjson.null,
+                              canceled = canceled == '1', at = t})
   redis.call('HSET', delivery, 'id', 'msg_' .. id, 'job_id', id, 'key_id', key_id, 'url', url,
              'event', event, 'state', 'pending', 'attempts', 0)
   redis.call('ZADD', P .. ':webhooks:due', t, 'msg_' .. id)
@@ -235,11 +236,16 @@ end
 return recovered
 """
 
-# ARGV: prefix. Answers {count, output keys...} of the jobs whose retention ended.
+# ARGV: prefix, ledger grace (s). Answers {count, output keys...} of the jobs whose
+# retention ended. A job's ledger is kept for the grace beyond the job (it also
+# carries a TTL as a backstop for a deployment that never sweeps).
 SWEEP = COMMON + """
-local expired = redis.call('ZRANGEBYSCORE', P .. ':expiring', '-inf', now())
-local out = {#expired}
-for _, id in ipairs(expired) do
+local t = now()
+local expired = redis.call('ZRANGEBYSCORE', P .. ':expiring', '-inf', t, 'WITHSCORES')
+local out = {#expired / 2}
+for i = 1, #expired, 2 do
+  local id = expired[i]
+  redis.call('ZADD', P .. ':ledgers-expiring', tonumber(expired[i + 1]) + tonumber(ARGV[2]), id)
   local entry = redis.call('HGET', P .. ':outputs', id) or '|'
   local sep = string.find(entry, '|', 1, true)
   local state, output = string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1)
@@ -248,6 +254,10 @@ for _, id in ipairs(expired) do
   redis.call('DEL', P .. ':job:' .. id)
   redis.call('HDEL', P .. ':outputs', id)
   redis.call('ZREM', P .. ':expiring', id)
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. ':ledgers-expiring', '-inf', t)) do
+  redis.call('DEL', P .. ':ledger:' .. id)
+  redis.call('ZREM', P .. ':ledgers-expiring', id)
 end
 return out
 """

@@ -40,7 +40,9 @@ from reelserve.errors import (
 from reelserve.jobs import redis_layout
 from reelserve.jobs import redis_scripts as scripts
 from reelserve.jobs.records import (
+    LEDGER_GRACE_S,
     VOICE_RATE,
+    WORKER_FORGET_S,
     ApiKey,
     ClaimedJob,
     Job,
@@ -414,9 +416,9 @@ class RedisJobStore:
 
     # -- retention ------------------------------------------------------------
     def sweep_expired(self) -> SweepReport:
-        count, *outputs = cast(list[Any], self._sweep(args=[self.prefix]))
+        count, *outputs = cast(list[Any], self._sweep(args=[self.prefix, LEDGER_GRACE_S]))
         # Workers gone for a day are forgotten.
-        cutoff = self.now() - 86400
+        cutoff = self.now() - WORKER_FORGET_S
         stale = [w.id for w in self.list_workers() if w.last_seen < cutoff]
         if stale:
             self.redis.hdel(self._k("workers"), *stale)

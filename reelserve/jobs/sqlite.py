@@ -538,7 +538,7 @@ class SqliteJobStore:
             # A job's ledger outlives it by a day, as on Redis; so do workers gone silent.
             db.execute(
                 "DELETE FROM ledger WHERE job_id IN (SELECT job_id FROM ledger"
-                " WHERE job_id NOT IN (SELECT id FROM jobs) GROUP BY job_id HAVING MAX(at) < ?)",
+                " WHERE job_id NOT IN (SELECT id FROM jobs) GROUP BY job_id HAVING MAX(at) <= ?)",
                 (now - self.retention_s - LEDGER_GRACE_S,))
             db.execute("DELETE FROM workers WHERE last_seen < ?", (now - WORKER_FORGET_S,))
         outputs = tuple(row["output_key"] for row in rows if row["output_key"])
