@@ -34,7 +34,7 @@ GALLERY_PROMPTS = [
     "snow falling over a pine forest at dawn, slow push in",
     "a lone traveler crossing desert dunes at golden hour, orbit",
 ]
-PAGE_PROMPT = "an ancient temple in the mountains, fog and light shafts, slow push in"
+PAGE_PROMPT = "an ancient temple in the mountains at golden hour, light shafts, slow push in"
 THUMB = (320, 180)
 FRAMES_PER_ROW = 4
 
@@ -46,19 +46,22 @@ def free_port() -> int:
 
 
 def start_service(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+    """``reelserve serve`` logging to a file (a pipe nobody reads would fill and stall it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REELSERVE_")}
+    data_dir.mkdir(parents=True)
+    log = (data_dir.parent / "serve.log").open("w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "reelserve", "serve", "--port", str(port), "--data-dir",
-         str(data_dir), "--workers", "2"], env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert process.stdout is not None
-    key = ""
-    for line in process.stdout:
-        if line.startswith("rs_"):
-            key = line.strip()
-        if line.startswith("Serving on"):
-            return process, key
-    raise RuntimeError("serve exited before serving")
+         str(data_dir), "--workers", "2"], env=env, text=True, stdout=log,
+        stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        log.seek(0)
+        lines = log.read().splitlines()
+        if any(line.startswith("Serving on") for line in lines):
+            return process, next(line for line in lines if line.startswith("rs_"))
+        time.sleep(0.2)
+    raise RuntimeError("serve did not start:\n" + (data_dir.parent / "serve.log").read_text())
 
 
 def run_requests(base: str, key: str) -> list[tuple[str, str]]:
@@ -99,7 +102,10 @@ def screenshot_playground(base: str, key: str, path: Path) -> str:
                 "() => { const v = document.getElementById('result-video');"
                 " return !v.hidden && v.readyState >= 2; }", timeout=120_000)
             page.eval_on_selector("#result-video", "v => { v.currentTime = 2.5; }")
-            page.wait_for_timeout(1500)  # the seek and the gallery's thumbnails paint
+            page.wait_for_function(  # every gallery thumbnail has a frame to show
+                "() => [...document.querySelectorAll('#gallery video')]"
+                ".every((v) => v.readyState >= 2)", timeout=60_000)
+            page.wait_for_timeout(1000)  # the seek and the thumbnails paint
             page.screenshot(path=str(path))
             return str(page.get_attribute("#download", "href"))
         finally:
