@@ -107,6 +107,10 @@ def screenshot_playground(base: str, key: str, path: Path) -> str:
                 ".every((v) => v.readyState >= 2)", timeout=60_000)
             page.wait_for_timeout(1000)  # the seek and the thumbnails paint
             page.screenshot(path=str(path))
+            # 256 colours keep the file small; the page is mostly flat colour anyway.
+            with Image.open(path) as shot:
+                shot.convert("RGB").quantize(256, dither=Image.Dither.NONE).save(
+                    path, optimize=True)
             return str(page.get_attribute("#download", "href"))
         finally:
             browser.close()
