@@ -16,7 +16,7 @@ from rich.table import Table
 
 from reelserve.catalog import MODELS
 from reelserve.cli_generate import GenerateCommand, generate
-from reelserve.cli_help import ReadableTyper
+from reelserve.cli_help import ReadableTyper, make_app_readable
 from reelserve.cli_models import models_app
 from reelserve.cli_requests import download, get
 from reelserve.cli_status import status
@@ -45,7 +45,7 @@ app = ReadableTyper(help="reelserve: a self-hosted Kling 3.0 compatible video AP
 keys_app = ReadableTyper(help="Create, list and revoke API keys; add credits.",
                          no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-app.add_typer(models_app, name="models")
+app.add_typer(make_app_readable(models_app), name="models")
 app.command("generate", cls=GenerateCommand)(generate)
 app.command("status")(status)
 app.command("get")(get)
