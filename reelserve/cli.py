@@ -30,7 +30,6 @@ from reelserve.cli_store import (
 )
 from reelserve.errors import EngineUnavailable, ReelserveError
 from reelserve.jobs import JobStore
-from reelserve.jobs.backends import open_store
 from reelserve.keys import issue_key
 from reelserve.logs import configure_logging
 from reelserve.metrics_dir import use_metrics_dir
@@ -237,7 +236,7 @@ def keys_create(
     """Create a key; the key itself is printed alone on the last line."""
     settings = _settings(data_dir=data_dir)
     amount = settings.starting_credits if credits is None else credits
-    issued = issue_key(open_store(settings), credits=round(amount * 1000),
+    issued = issue_key(_open_store(settings), credits=round(amount * 1000),
                        models=_models(models), name=name)
     console.print(f"Created key {issued.record.prefix}… with {amount:g} credits. "
                   "It is shown once:")
