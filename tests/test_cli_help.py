@@ -56,3 +56,15 @@ def test_serve_help_shows_defaults_and_lists_the_engines() -> None:
         assert default in text
     assert "preview" in text and "ltx2" in text and "package.module:factory" in text
     assert "--gpus" in text
+
+
+def test_the_cli_does_not_import_prometheus_client_before_serve_chooses_its_mode() -> None:
+    # prometheus_client picks single- or multi-process mode when first imported; serve
+    # and worker set the metrics folder first, so the CLI's modules must not import it.
+    import subprocess
+    import sys
+
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, reelserve.cli; "
+         "sys.exit('prometheus_client' in sys.modules)"], capture_output=True, timeout=60)
+    assert probe.returncode == 0, "importing reelserve.cli imports prometheus_client"
