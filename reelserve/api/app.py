@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from starlette.concurrency import iterate_in_threadpool
 
 from reelserve import __version__, metrics
+from reelserve.api.docs_assets import add_docs_pages
 from reelserve.api.errors import error_response, install_error_handlers
 from reelserve.api.playground import add_playground_routes
 from reelserve.api.request_metrics import RequestMetrics
@@ -250,6 +251,7 @@ def create_app(settings: Settings, store: JobStore, storage: Storage) -> FastAPI
     _add_routes(app, service)
     add_request_routes(app, service)
     add_playground_routes(app)
+    add_docs_pages(app)
     _add_operations_routes(app, service)
     return app
 
