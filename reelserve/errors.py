@@ -21,7 +21,9 @@ codes and ``{"error": ...}`` bodies in one place::
     ├── EngineError                  an engine could not generate (job FAILED)
     │   └── EngineUnavailable        the engine cannot start (missing weights, torch, ...)
     ├── Interrupted                  generation stopped because it was asked to
-    └── StaleAttempt                 a write from an attempt that lost its lease
+    ├── StaleAttempt                 a write from an attempt that lost its lease
+    ├── StorageError                 output or input storage failed (the attempt is retried)
+    └── ChildLimitExceeded           a sandboxed decoder passed its CPU, memory or time limit
 """
 
 from __future__ import annotations
@@ -150,3 +152,22 @@ class StaleAttempt(ReelserveError):
         super().__init__(f"attempt {attempt} of {request_id} no longer holds the job")
         self.request_id = request_id
         self.attempt = attempt
+
+
+class StorageError(ReelserveError):
+    """Storage failed to keep or give back a file: an infrastructure fault, retried.
+
+    ``message`` is what a client may see ("storage error"); ``detail`` is for the log.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("storage error")
+        self.detail = detail
+
+
+class ChildLimitExceeded(ReelserveError):
+    """A sandboxed child passed one of its limits, crashed or raised; ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
