@@ -97,6 +97,18 @@ class Settings:
     # The GPU index this worker was pinned to by `serve`; empty when not pinned.
     worker_gpu: str = ""
 
+    # hardening: per-key bounds on shared work (docs/security.md lists each one)
+    # Webhook sends at once per API server, and at most this many for one key.
+    webhook_concurrency: int = 16
+    webhook_key_concurrency: int = 2
+    # A receiver must accept the connection (and TLS) this fast; webhook_timeout_s
+    # still bounds the whole call.
+    webhook_connect_timeout_s: float = 3.0
+    # After a failed call, a key's destination host rests this long, doubling per
+    # failure up to webhook_host_backoff_max_s; its deliveries wait without a sender slot.
+    webhook_host_backoff_s: float = 5.0
+    webhook_host_backoff_max_s: float = 300.0
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "reelserve.sqlite3"
