@@ -75,6 +75,10 @@ class Ltx2Engine:
                                  self.pipe.vae_temporal_compression_ratio)
         sizes = component_bytes(self.pipe, self.upsampler if self.two_stage else None)
         self.runtime: Runtime = choose_runtime(settings, self.torch, sizes, self._workload())
+        if self.profile.refine_lora:
+            self.pipe.load_lora_weights(str(self.model_path), adapter_name="distilled",
+                                        weight_name=self.profile.refine_lora)
+            self.pipe.disable_lora()  # on for the refine stage only
         self.offload_hooks = apply_runtime(self.pipe, self.upsampler if self.two_stage else None,
                                            self.runtime, self.torch)
         log.info("ltx2 %s from %s, %s profile, on %s", self.profile.variant, self.model_path,
@@ -178,10 +182,18 @@ class Ltx2Engine:
         upsampled = self.upsampler_pipe()(latents=output.frames, latents_normalized=False,
                                           output_type="latent", return_dict=False)[0]
         self._free_cache()
-        embeds = prompts.get(shot.prompt, guided=_guided(self.profile.refine))
-        return self.pipe(conditions=self._conditions(shot, inputs) or None, width=refine.width,
-                         height=refine.height, latents=upsampled, audio_latents=output.audio,
-                         output_type="np", **embeds, **common, **self.profile.refine)
+        refine_sampling = self._sampling(self.profile.refine, params.cfg_scale)
+        embeds = prompts.get(shot.prompt, guided=_guided(refine_sampling))
+        if self.profile.refine_lora:
+            self.pipe.enable_lora()
+        try:
+            return self.pipe(conditions=self._conditions(shot, inputs) or None,
+                             width=refine.width, height=refine.height, latents=upsampled,
+                             audio_latents=output.audio, output_type="np", **embeds, **common,
+                             **refine_sampling)
+        finally:
+            if self.profile.refine_lora:
+                self.pipe.disable_lora()
 
     def upsampler_pipe(self) -> Any:
         from diffusers import LTX2LatentUpsamplePipeline

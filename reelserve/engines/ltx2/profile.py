@@ -72,6 +72,7 @@ class ModelProfile:
     refine: dict[str, Any]  # ... and of the refine stage
     max_sequence_length: int = 1024
     overridden: tuple[str, ...] = field(default=())  # keys the overrides file set
+    refine_lora: str = ""  # the distilled LoRA the full model refines with, when present
 
     @property
     def variant(self) -> str:
@@ -107,8 +108,14 @@ def detect_generation(transformer: dict[str, Any], index: dict[str, Any]) -> Gen
 
 def profile_from_configs(index: dict[str, Any], transformer: dict[str, Any],
                          scheduler: dict[str, Any], overrides: dict[str, Any] | None = None,
-                         steps: int = 0, has_upsampler: bool = True) -> ModelProfile:
-    """The profile of a model whose configs are given (``steps``: REELSERVE_LTX2_STEPS)."""
+                         steps: int = 0, has_upsampler: bool = True,
+                         has_lora: bool = False) -> ModelProfile:
+    """The profile of a model whose configs are given (``steps``: REELSERVE_LTX2_STEPS).
+
+    The refine stage samples the stage-2 distilled sigmas in one pass per step: the
+    distilled model as it is, the full model with Lightricks' distilled LoRA
+    (``has_lora``). A full model without that LoRA refines with its own guidance.
+    """
     generation = detect_generation(transformer, index)
     # diffusers' converter writes the distilled checkpoint's scheduler without
     # dynamic shifting, so its fixed sigmas are used as they are.
@@ -120,7 +127,9 @@ def profile_from_configs(index: dict[str, Any], transformer: dict[str, Any],
         base: dict[str, Any] = {**UNGUIDED, **shared, "sigmas": list(DISTILLED_SIGMAS)}
     else:
         base = {**GUIDED, **shared, "num_inference_steps": generation.full_steps}
-    refine: dict[str, Any] = {**UNGUIDED, **shared, "sigmas": list(REFINE_SIGMAS)}
+    one_pass = distilled or has_lora
+    refine: dict[str, Any] = {**(UNGUIDED if one_pass else GUIDED), **shared,
+                              "sigmas": list(REFINE_SIGMAS)}
     extra = dict(overrides or {})
     max_length = int(extra.pop("max_sequence_length", 1024))
     base.update({k: v for k, v in extra.items() if not k.startswith("refine_")})
@@ -128,8 +137,10 @@ def profile_from_configs(index: dict[str, Any], transformer: dict[str, Any],
     if steps:
         base = with_steps(base, steps, distilled)
     _check_stg_block(base, num_layers)
+    _check_stg_block(refine, num_layers)
+    lora = generation.distilled_lora if has_lora and not distilled else ""
     return ModelProfile(generation, distilled, num_layers, has_upsampler,
-                        base, refine, max_length, tuple(sorted(extra)))
+                        base, refine, max_length, tuple(sorted(extra)), lora)
 
 
 def with_steps(sampling: dict[str, Any], steps: int, distilled: bool) -> dict[str, Any]:
@@ -169,7 +180,10 @@ def read_model_profile(path: Path, steps: int = 0) -> ModelProfile:
             raise EngineUnavailable(f"{overrides_file}: \"sampling\" must be an object")
         overrides = sampling
     has_upsampler = (path / "latent_upsampler" / "config.json").is_file()
-    return profile_from_configs(index, transformer, scheduler, overrides, steps, has_upsampler)
+    generation = detect_generation(transformer, index)
+    has_lora = (path / generation.distilled_lora).is_file()
+    return profile_from_configs(index, transformer, scheduler, overrides, steps, has_upsampler,
+                                has_lora)
 
 
 def _check_stg_block(sampling: dict[str, Any], num_layers: int) -> None:

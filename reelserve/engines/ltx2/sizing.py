@@ -53,11 +53,17 @@ def build_on_meta(name: str, config: dict[str, Any]) -> Any:
 
 
 @cache
+def meta_component(version: str, name: str) -> Any:
+    """Built once per process: the 19B transformer takes seconds even on meta."""
+    return build_on_meta(name, component_configs(version)[name])
+
+
+@cache
 def model_sizes(version: str = "2.0") -> ModelSizes:
-    """Counted once per process: building the 19B transformer on meta takes seconds."""
+    """Parameter counts of every component, counted on the meta device."""
     params: dict[str, int] = {}
-    for name, config in component_configs(version).items():
-        module = build_on_meta(name, config)
+    for name in component_configs(version):
+        module = meta_component(version, name)
         params[name] = sum(p.numel() for p in module.parameters())
     return ModelSizes(version, params, {name: 2 * count for name, count in params.items()})
 
@@ -70,7 +76,7 @@ def transformer_pass_flops(version: str, latent_frames: int, latent_height: int,
     from torch.utils.flop_counter import FlopCounterMode
 
     config = component_configs(version)["transformer"]
-    transformer = build_on_meta("transformer", config)
+    transformer = meta_component(version, "transformer")
     video_tokens = latent_frames * latent_height * latent_width
     # LTX-2.0 projects the connectors' output (caption_channels wide) inside the
     # transformer; later generations get it already at the attention width.
@@ -106,7 +112,7 @@ def upsampler_flops(version: str, latent_frames: int, latent_height: int,
     from torch.utils.flop_counter import FlopCounterMode
 
     config = component_configs(version)["latent_upsampler"]
-    upsampler = build_on_meta("latent_upsampler", config)
+    upsampler = meta_component(version, "latent_upsampler")
     latents = torch.empty(1, config["in_channels"], latent_frames, latent_height, latent_width,
                           device="meta")
     counter = FlopCounterMode(display=False)
