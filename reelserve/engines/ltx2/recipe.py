@@ -102,6 +102,8 @@ def crop_box(render: tuple[int, int], output: tuple[int, int]) -> tuple[int, int
     aspect; equal to the output's size when the render covers it."""
     width, height = render
     out_w, out_h = output
+    if width >= out_w and height >= out_h:
+        return (width - out_w) // 2, (height - out_h) // 2, out_w, out_h
     scale = min(width / out_w, height / out_h)
     crop_w, crop_h = min(width, round(out_w * scale)), min(height, round(out_h * scale))
     return (width - crop_w) // 2, (height - crop_h) // 2, crop_w, crop_h
