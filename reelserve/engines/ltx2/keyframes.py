@@ -36,7 +36,7 @@ class PixelCondition(_Condition):  # type: ignore[misc]
 class KeyframedPipeline(_Pipeline):  # type: ignore[misc]
     """``LTX2ConditionPipeline`` whose keyframes sit at exact pixel frames."""
 
-    _pending_pixel_frames: list[int]
+    _pending_pixel_frames: list[int | None]
 
     def geometry(self) -> Geometry:
         return Geometry(self.vae_spatial_compression_ratio, self.vae_temporal_compression_ratio)
@@ -49,10 +49,11 @@ class KeyframedPipeline(_Pipeline):  # type: ignore[misc]
             if isinstance(condition, PixelCondition):
                 condition.index = keyframe_latent_index(condition.pixel_frame, geometry)
         # The parent appends keyframe tokens in condition order, calling
-        # _prepare_keyframe_coords once per non-first-frame condition.
+        # _prepare_keyframe_coords once per non-first-frame condition; a plain
+        # condition keeps the parent's own placement (None).
         self._pending_pixel_frames = [
-            c.pixel_frame if isinstance(c, PixelCondition) else (c.index - 1)
-            * geometry.temporal + 1 for c in listed if c.index != 0]
+            c.pixel_frame if isinstance(c, PixelCondition) else None
+            for c in listed if c.index != 0]
         try:
             return super().prepare_latents(listed or None, *args, **kwargs)
         finally:
@@ -63,7 +64,9 @@ class KeyframedPipeline(_Pipeline):  # type: ignore[misc]
                                  pixel_frame_idx: int, num_pixel_frames: int, fps: float,
                                  device: Any) -> Any:
         pending = getattr(self, "_pending_pixel_frames", [])
-        exact = pending.pop(0) if pending else pixel_frame_idx
+        exact = pending.pop(0) if pending else None
+        if exact is None:
+            exact = pixel_frame_idx
         return super()._prepare_keyframe_coords(
             keyframe_latent_num_frames, keyframe_latent_height, keyframe_latent_width,
             exact, num_pixel_frames, fps, device)
