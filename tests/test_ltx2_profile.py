@@ -48,6 +48,15 @@ def test_generation_comes_from_the_transformer_config_not_the_folder_name(
     assert profile.passes_per_step == 4
 
 
+def test_an_optional_component_saved_as_null_does_not_make_a_model_2_5() -> None:
+    index = {"duration_head": [None, None], "transformer": ["diffusers", "X"]}
+    assert profile_from_configs(index, _transformer("2.0"), FULL_SCHEDULER).generation.version \
+        == "2.0"
+    with_head = {"duration_head": ["diffusers", "LTX2DurationHead"]}
+    assert profile_from_configs(with_head, _transformer("2.0"),
+                                FULL_SCHEDULER).generation.version == "2.5"
+
+
 def test_a_scheduler_without_dynamic_shifting_is_the_distilled_checkpoint() -> None:
     profile = profile_from_configs({}, _transformer("2.3"), DISTILLED_SCHEDULER)
     assert profile.distilled and profile.variant == "ltx-2.3-distilled"

@@ -98,7 +98,7 @@ class ModelProfile:
 def detect_generation(transformer: dict[str, Any], index: dict[str, Any]) -> Generation:
     """2.5 has a duration head, a bias-free video FFN or keyframe position embeddings;
     2.3 has gated attention; anything else is 2.0."""
-    if ("duration_head" in index or transformer.get("ff_bias") is False
+    if (_has_component(index, "duration_head") or transformer.get("ff_bias") is False
             or transformer.get("use_keyframes_abs_pos_embedding")):
         return GENERATIONS["2.5"]
     if transformer.get("gated_attn") or transformer.get("perturbed_attn"):
@@ -184,6 +184,12 @@ def read_model_profile(path: Path, steps: int = 0) -> ModelProfile:
     has_lora = (path / generation.distilled_lora).is_file()
     return profile_from_configs(index, transformer, scheduler, overrides, steps, has_upsampler,
                                 has_lora)
+
+
+def _has_component(index: dict[str, Any], name: str) -> bool:
+    """model_index.json lists optional components that were not saved as [null, null]."""
+    entry = index.get(name)
+    return isinstance(entry, list) and bool(entry) and entry[0] is not None
 
 
 def _check_stg_block(sampling: dict[str, Any], num_layers: int) -> None:

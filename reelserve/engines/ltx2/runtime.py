@@ -186,11 +186,38 @@ def apply_runtime(pipe: Any, upsampler: Any, runtime: Runtime, torch: Any) -> li
     if options.get("cache") == "first-block":
         from diffusers.hooks import first_block_cache
 
+        register_ltx2_blocks_for_caching()
         pipe.transformer.enable_cache(first_block_cache.FirstBlockCacheConfig(threshold=float(
             options.get("cache_threshold", "0.05"))))
     if options.get("compile") == "on":
         pipe.transformer.compile_repeated_blocks(fullgraph=False)
     return hooks
+
+
+def register_ltx2_blocks_for_caching() -> None:
+    """diffusers 0.42.1's block caches know LTX (1) blocks, not LTX-2's. An LTX-2 block
+    takes and returns the video and the audio stream: the audio stream is the
+    "encoder" stream the first-block cache carries alongside the video one."""
+    from diffusers.hooks import _helpers
+    from diffusers.models.transformers.transformer_ltx2 import LTX2VideoTransformerBlock
+
+    metadata_class: Any = _helpers.TransformerBlockMetadata
+
+    class AudioStreamMetadata(metadata_class):  # type: ignore[misc]
+        """The cache hook asks for "encoder_hidden_states" by that name (0.42.1)."""
+
+        def _get_parameter_from_args_kwargs(self, identifier: str, args: Any = (),
+                                            kwargs: Any = None) -> Any:
+            if identifier == "encoder_hidden_states":
+                identifier = "audio_hidden_states"
+            return super()._get_parameter_from_args_kwargs(identifier, args, kwargs)
+
+    registry: Any = _helpers.TransformerBlockRegistry
+    registry._register()
+    if LTX2VideoTransformerBlock not in registry._registry:
+        registry.register(model_class=LTX2VideoTransformerBlock, metadata=AudioStreamMetadata(
+            return_hidden_states_index=0, return_encoder_hidden_states_index=1,
+            encoder_hidden_states_argument_name="audio_hidden_states"))
 
 
 def _place(module: Any, where: str, device: str, torch: Any) -> Any:
