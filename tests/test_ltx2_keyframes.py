@@ -7,7 +7,6 @@ end image belongs on pixel frame 71, inside the last latent frame.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest

@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from reelserve.engines.ltx2.run_plan import build_run_plan  # noqa: E402
-from reelserve.engines.ltx2.sizing import (  # noqa: E402
+from reelserve.engines.ltx2.run_plan import build_run_plan
+from reelserve.engines.ltx2.sizing import (
     model_sizes,
     transformer_pass_flops,
     upsampler_flops,

@@ -96,7 +96,7 @@ def test_ltx2_steps_beyond_the_distilled_schedule_is_refused_with_the_limit() ->
 
 def test_an_stg_block_the_transformer_lacks_is_refused() -> None:
     small = {**_transformer("2.0"), "num_layers": 2}
-    with pytest.raises(EngineUnavailable, match="STG block 29 does not exist.* 2 blocks"):
+    with pytest.raises(EngineUnavailable, match=r"STG block 29 does not exist.* 2 blocks"):
         profile_from_configs({}, small, FULL_SCHEDULER)
     assert profile_from_configs({}, small, DISTILLED_SCHEDULER).distilled  # no STG pass
 
@@ -119,5 +119,5 @@ def test_read_model_profile_reads_the_directory_and_its_overrides(tmp_path: Path
 def test_a_directory_without_a_transformer_config_names_the_missing_file(
         tmp_path: Path) -> None:
     (tmp_path / "model_index.json").write_text("{}")
-    with pytest.raises(EngineUnavailable, match="transformer/config.json is missing"):
+    with pytest.raises(EngineUnavailable, match=r"transformer/config\.json is missing"):
         read_model_profile(tmp_path)
