@@ -69,7 +69,7 @@ def models_list(data_dir: DataDir = None) -> None:
         console.print(f"No models in {models_dir(settings)}; "
                       "download one with `reelserve models pull ltx-2`.")
         return
-    table = Table("path", "variant", "pipeline", "size", "steps (base+refine)")
+    table = Table("path", "variant", "pipeline", "size", "steps")  # base+refine
     for model in found:
         table.add_row(str(model.path), model.variant, model.pipeline,
                       f"{model.size_bytes / 1024**3:.2f} GiB", model.steps)

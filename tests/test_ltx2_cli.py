@@ -113,12 +113,29 @@ def test_missing_torch_names_the_install_command(tmp_path: Path) -> None:
     assert "pip install torch diffusers" in output and "Traceback" not in output
 
 
+def test_an_incompatible_transformers_is_one_line_and_exit_3(tmp_path: Path,
+                                                             tiny_model: Path) -> None:
+    hidden = tmp_path / "old-transformers"
+    hidden.mkdir()
+    # Not an ImportError: what a transformers too old for diffusers' LTX-2 classes raises.
+    missing = "module transformers has no attribute Gemma3ForConditionalGeneration"
+    (hidden / "transformers.py").write_text(f"raise AttributeError({missing!r})\n")
+    env = process_env(tmp_path / "data", model_path=tiny_model)
+    env["PYTHONPATH"] = f"{hidden}:{env['PYTHONPATH']}"
+    done = subprocess.run([sys.executable, "-m", "reelserve", "worker", "--engine", "ltx2"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == 3, output
+    assert "Gemma3ForConditionalGeneration" in output and "pip install torch diffusers" in output
+    assert "Traceback" not in output
+
+
 def test_models_list_shows_installed_models(tmp_path: Path, tiny_model: Path) -> None:
     empty = _reelserve(tmp_path, "models", "list")
     assert empty.returncode == 0 and "reelserve models pull ltx-2" in empty.stdout
     listed = _reelserve(tmp_path, "models", "list", model_path=tiny_model)
     assert listed.returncode == 0, listed.stderr
-    assert "ltx-2.0-distilled" in listed.stdout and "LTX2Pipeline" in listed.stdout
+    assert "distilled" in listed.stdout and "LTX2Pipeline" in listed.stdout
     assert "8+3" in listed.stdout  # base and refine steps, read from the model's files
 
 

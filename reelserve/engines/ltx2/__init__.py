@@ -24,11 +24,12 @@ def create_engine(settings: Settings) -> Ltx2Engine:
     try:
         from reelserve.engines.ltx2.engine import create_engine as create
     except Exception as error:
+        from reelserve.engines.ltx2.runtime import root_cause
         from reelserve.errors import EngineUnavailable
         from reelserve.model_store import INSTALL_HINT
 
-        raise EngineUnavailable(f"the ltx2 engine cannot be imported ({type(error).__name__}: "
-                                f"{error}): {INSTALL_HINT}") from error
+        raise EngineUnavailable(f"the ltx2 engine cannot be imported ({root_cause(error)}): "
+                                f"{INSTALL_HINT}") from error
     return create(settings)
 
 

@@ -158,8 +158,11 @@ class Ltx2Engine:
         except Interrupted:
             self._after_failure()
             raise
-        frames = np.asarray(output.frames[0])  # (frames, height, width, 3) floats in [0, 1]
-        video = np.clip(frames * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        # (frames, 3, height, width) in [0, 1], still on the device: converted to uint8
+        # there, so only a quarter of the bytes of float frames cross to the CPU.
+        frames = output.frames[0]
+        video = (frames.float().mul(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8)
+                 .permute(0, 2, 3, 1).contiguous().cpu().numpy())
         rate = int(getattr(self.pipe.vocoder.config, "output_sampling_rate", 24_000))
         return video, output.audio[0].float().cpu().numpy(), rate
 
@@ -173,7 +176,7 @@ class Ltx2Engine:
                   "generator": generator, "callback_on_step_end": on_step,
                   "max_sequence_length": self.profile.max_sequence_length}
         conditions = self._conditions(shot, inputs)
-        last = "np" if len(stages) == 1 else "latent"
+        last = "pt" if len(stages) == 1 else "latent"
         output = self.pipe(conditions=conditions or None, width=first.width, height=first.height,
                            output_type=last, **embeds, **common, **base)
         if len(stages) == 1:
@@ -189,7 +192,7 @@ class Ltx2Engine:
         try:
             return self.pipe(conditions=self._conditions(shot, inputs) or None,
                              width=refine.width, height=refine.height, latents=upsampled,
-                             audio_latents=output.audio, output_type="np", **embeds, **common,
+                             audio_latents=output.audio, output_type="pt", **embeds, **common,
                              **refine_sampling)
         finally:
             if self.profile.refine_lora:

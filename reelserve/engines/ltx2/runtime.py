@@ -62,11 +62,20 @@ def import_torch() -> Any:
             LTX2LatentUpsamplerModel,
         )
     except Exception as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise EngineUnavailable(
             f"the ltx2 engine cannot import torch, diffusers and transformers "
-            f"({type(error).__name__}: {first}): {INSTALL_HINT}") from error
+            f"({root_cause(error)}): {INSTALL_HINT}") from error
     return torch
+
+
+def root_cause(error: BaseException) -> str:
+    """The innermost error's type and first line: diffusers' lazy imports wrap the real
+    cause in a RuntimeError that says only "look up to see its traceback"."""
+    root = error
+    while (root.__cause__ or root.__context__) is not None:
+        root = root.__cause__ or root.__context__  # type: ignore[assignment]
+    text = str(root).splitlines()[0] if str(root) else ""
+    return f"{type(root).__name__}: {text}" if text else type(root).__name__
 
 
 def choose_runtime(settings: Settings, torch: Any, sizes: dict[str, int],
