@@ -85,6 +85,13 @@ class Settings:
     ltx2_steps: int = 0  # denoising steps; 0 for the model profile's
     ltx2_long_side: int = 960  # generation width of a 16:9 clip; others keep its area
 
+    # api
+    # A store call from the API that takes longer than this answers 503 with
+    # Retry-After (the call itself may still finish later); /healthz never waits on it.
+    api_store_timeout_s: float = 5.0
+    # Threads the API lends to store calls that may block (every Redis call, SQLite writes).
+    api_store_threads: int = 32
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "reelserve.sqlite3"
