@@ -125,9 +125,9 @@ NESTED_30 = "[" * 30 + "]" * 30
 
 
 @pytest.mark.parametrize(("route", "raw", "field"), [
-    (f"/v2/{T2V}", '{"prompt": "p", "extra": %s, "duration": "99"}' % NESTED_30, "duration"),
+    (f"/v2/{T2V}", '{"prompt": "p", "extra": ' + NESTED_30 + ', "duration": "99"}', "duration"),
     ("/v2/kling-create-voice",
-     '{"voice_url": "http://x/", "extra": %s, "voice_name": "\\u0007"}' % NESTED_30,
+     '{"voice_url": "http://x/", "extra": ' + NESTED_30 + ', "voice_name": "\\u0007"}',
      "voice_name"),
 ])
 def test_json_nested_within_the_limit_reaches_the_field_rules(limited: Service, route: str,
