@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelserve import errors
@@ -78,6 +79,11 @@ def install_error_handlers(app: FastAPI) -> None:
         field = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
         return error_response(errors.InvalidParameter(field, str(first.get("msg", "invalid"))))
 
+    async def on_client_gone(request: Request, _: Exception) -> Response:
+        # The client closed the connection mid-body: nobody is left to answer.
+        log.debug("client left during %s %s", request.method, request.url.path)
+        return Response(status_code=400)
+
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)
         return JSONResponse({"error": "internal error"}, status_code=500)
@@ -85,4 +91,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.ReelserveError, on_reelserve_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_invalid_request)
+    app.add_exception_handler(ClientDisconnect, on_client_gone)
     app.add_exception_handler(Exception, on_unexpected)

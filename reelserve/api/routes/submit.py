@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
 
-from reelserve.api.context import ApiContext, CallerKey, Context
+from reelserve.api.context import ApiContext, Authenticated
 from reelserve.api.errors import error_response
 from reelserve.api.job_views import credits_text
 from reelserve.catalog import MODELS, schemas
@@ -50,8 +50,8 @@ SUBMIT_DOC = _submit_openapi(schemas.Text2VideoRequest)
 
 @router.post("/v2/{slug}", response_model=schemas.SubmitResponse, openapi_extra=SUBMIT_DOC,
              responses={400: {"model": schemas.ErrorBody}})
-async def submit_async(slug: Slug, request: Request, key: CallerKey,
-                       context: Context) -> JSONResponse:
+async def submit_async(slug: Slug, request: Request, caller: Authenticated) -> JSONResponse:
+    context, key = caller
     job, balance = await context.submitter.submit(request, key, slug)
     return JSONResponse(context.views.urls(job.id),
                         headers={"x-remaining-credits": credits_text(balance)})
@@ -59,8 +59,8 @@ async def submit_async(slug: Slug, request: Request, key: CallerKey,
 
 @router.post("/v1/{slug}", openapi_extra=SUBMIT_DOC,
              responses={200: {"content": {"video/mp4": {}}}, 504: {"model": schemas.ErrorBody}})
-async def submit_sync(slug: Slug, request: Request, key: CallerKey,
-                      context: Context) -> Response:
+async def submit_sync(slug: Slug, request: Request, caller: Authenticated) -> Response:
+    context, key = caller
     job, balance = await context.submitter.submit(request, key, slug)
     job = await _wait_until_ended(context, job)
     if job.state is JobState.FAILED:
