@@ -85,6 +85,18 @@ class Settings:
     ltx2_steps: int = 0  # denoising steps; 0 for the model profile's
     ltx2_long_side: int = 960  # generation width of a 16:9 clip; others keep its area
 
+    # store
+    # A Redis store without AOF (persistence off or RDB snapshots only) is accepted
+    # without a warning: for tests and demos whose data may be lost on purpose.
+    redis_ephemeral: bool = False
+
+    # first hour
+    # GPUs `serve` pins one worker each to: "0,2,5"; empty for every GPU NVML finds when
+    # the engine is ltx2 (none otherwise); "none" for no pinning (reelserve/gpus.py).
+    gpus: str = ""
+    # The GPU index this worker was pinned to by `serve`; empty when not pinned.
+    worker_gpu: str = ""
+
     # api
     # A store call from the API that takes longer than this answers 503 with
     # Retry-After (the call itself may still finish later); /healthz never waits on it.

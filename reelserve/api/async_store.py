@@ -144,6 +144,11 @@ class AsyncStore:
         return await self._in_thread(self._store.create_voice, key_id, name, pitch_hz, sample)
 
     # -- operations -------------------------------------------------------------
+    @property
+    def durability_warnings(self) -> tuple[str, ...]:
+        """What the store found unsafe at startup (e.g. a Redis without AOF); no call."""
+        return self._store.durability_warnings
+
     async def list_workers(self) -> list[WorkerRecord]:
         return await self._read(self._store.list_workers)
 

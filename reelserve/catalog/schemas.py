@@ -119,6 +119,8 @@ class HealthBody(ResponseBody):
 class ReadyBody(ResponseBody):
     status: Literal["ready", "not ready"]
     error: str | None = None
+    warnings: list[str] | None = Field(None, description="what the store found unsafe at "
+                                       "startup, e.g. a Redis without AOF persistence")
 
 
 class ErrorBody(BaseModel):

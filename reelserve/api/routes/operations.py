@@ -23,9 +23,12 @@ async def health() -> dict[str, str]:
 async def ready(context: Context) -> JSONResponse:
     """The store answers and a worker has a fresh heartbeat (or none is expected)."""
     reason = await _unready_reason(context)
+    found = context.store.durability_warnings
+    warnings = {"warnings": list(found)} if found else {}
     if reason is not None:
-        return JSONResponse({"status": "not ready", "error": reason}, status_code=503)
-    return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready", "error": reason, **warnings},
+                            status_code=503)
+    return JSONResponse({"status": "ready", **warnings})
 
 
 @router.get("/metrics", response_class=Response,
