@@ -12,10 +12,12 @@ codes and ``{"error": ...}`` bodies in one place::
     │   └── RequestNotFound          unknown or expired request id
     ├── InsufficientCredits     406  price above the key's balance
     ├── Conflict                409  e.g. canceling a request that already ended
+    ├── UnsatisfiableRange      416  a Range header past the end of an output file
     ├── IdempotencyMismatch     422  an Idempotency-Key reused with another body
     ├── JobFailed               422  the request ended FAILED
     ├── RateLimited             429  too many submits for a key
     ├── SyncTimeout             504  a /v1 call passed its deadline
+    ├── StoreTimeout            503  the job store did not answer in time (Retry-After)
     ├── InputError                   an input URL could not be fetched or decoded (job FAILED)
     ├── FetchError                   an outbound URL was refused by the fetch policy or failed
     ├── EngineError                  an engine could not generate (job FAILED)
@@ -87,6 +89,15 @@ class Conflict(ReelserveError):
     """The request cannot apply to the job as it is now (e.g. cancel a finished job)."""
 
 
+class UnsatisfiableRange(ReelserveError):
+    """A Range header that asks for bytes past the end of the file."""
+
+    def __init__(self, http_range: str, size: int) -> None:
+        shown = http_range if len(http_range) <= 64 else http_range[:61] + "..."
+        super().__init__(f"Range: {shown!r} starts past the end of the file ({size} bytes)")
+        self.size = size
+
+
 class IdempotencyMismatch(ReelserveError):
     """An Idempotency-Key reused with a different request body."""
 
@@ -116,6 +127,16 @@ class SyncTimeout(ReelserveError):
             f"poll /v2/requests/{request_id}/status for it"
         )
         self.request_id = request_id
+
+
+class StoreTimeout(ReelserveError):
+    """The job store did not answer within the API's store timeout; try again later."""
+
+    def __init__(self, timeout_s: float, retry_after_s: int) -> None:
+        super().__init__(f"the job store did not answer within {timeout_s:g} s; "
+                         f"retry in {retry_after_s} s")
+        self.timeout_s = timeout_s
+        self.retry_after_s = retry_after_s
 
 
 class InputError(ReelserveError):

@@ -121,6 +121,13 @@ class Settings:
     webhook_host_backoff_s: float = 5.0
     webhook_host_backoff_max_s: float = 300.0
 
+    # api
+    # A store call from the API that takes longer than this answers 503 with
+    # Retry-After (the call itself may still finish later); /healthz never waits on it.
+    api_store_timeout_s: float = 5.0
+    # Threads the API lends to store calls that may block (every Redis call, SQLite writes).
+    api_store_threads: int = 32
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "reelserve.sqlite3"
