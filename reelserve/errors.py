@@ -24,6 +24,8 @@ codes and ``{"error": ...}`` bodies in one place::
     │   └── EngineUnavailable        the engine cannot start (missing weights, torch, ...)
     ├── Interrupted                  generation stopped because it was asked to
     ├── StaleAttempt                 a write from an attempt that lost its lease
+    ├── StorageError                 output or input storage failed (the attempt is retried)
+    ├── ChildLimitExceeded           a sandboxed decoder passed its CPU, memory or time limit
     └── StoreUnreadable              the job store cannot be opened (corrupt file, ...)
         ├── StoreTooNew              written by a newer release (schema version)
         └── RedisUnsafe              a Redis that may evict keys (maxmemory-policy)
@@ -194,3 +196,22 @@ class StoreTooNew(StoreUnreadable):
 
 class RedisUnsafe(StoreUnreadable):
     """A Redis configured so that it may drop jobs, keys or credits on its own."""
+
+
+class StorageError(ReelserveError):
+    """Storage failed to keep or give back a file: an infrastructure fault, retried.
+
+    ``message`` is what a client may see ("storage error"); ``detail`` is for the log.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("storage error")
+        self.detail = detail
+
+
+class ChildLimitExceeded(ReelserveError):
+    """A sandboxed child passed one of its limits, crashed or raised; ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -12,6 +12,7 @@ from reelserve import __version__
 from reelserve.api.async_store import AsyncStore
 from reelserve.api.auth import KeyChecker
 from reelserve.api.context import ApiContext
+from reelserve.api.docs_assets import add_docs_pages
 from reelserve.api.errors import install_error_handlers
 from reelserve.api.job_views import JobViews
 from reelserve.api.job_watcher import JobWatcher
@@ -66,5 +67,6 @@ def create_app(settings: Settings, store: JobStore, storage: Storage) -> FastAPI
     app.include_router(requests.router)
     app.include_router(outputs.router)
     add_playground_routes(app)
+    add_docs_pages(app)
     app.include_router(operations.router)
     return app
