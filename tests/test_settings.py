@@ -6,11 +6,12 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-from cli_binary import reelserve
-from conftest import process_env
 
 from reelserve.errors import InvalidSetting
 from reelserve.settings import Settings, settings_from_env, settings_to_env
+
+from cli_binary import reelserve
+from conftest import process_env
 
 
 @pytest.mark.parametrize(("variable", "raw", "rule"), [
