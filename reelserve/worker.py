@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from reelserve import metrics
 from reelserve.engine_process import (
+    STORAGE_FAULT,
     Done,
     EngineProcess,
     Failed,
@@ -28,7 +29,7 @@ from reelserve.engine_process import (
     RunJob,
 )
 from reelserve.engines.base import VoiceSample
-from reelserve.errors import EngineUnavailable, StaleAttempt
+from reelserve.errors import EngineUnavailable, StaleAttempt, StorageError
 from reelserve.jobs import ClaimedJob, JobState, JobStore
 from reelserve.logs import job_fields
 from reelserve.settings import Settings
@@ -106,8 +107,12 @@ class Worker:
         fields = job_fields(job.id, job.params.slug, job.attempt, self.engine_name)
         metrics.QUEUE_WAIT.labels(self.engine_name).observe(job.queued_for_s)
         log.info("running", extra=fields)
-        self.engine.send(RunJob(job.id, job.params.to_json(),
-                                str(self.storage.staging_path(attempt.output_key)),
+        try:
+            output_path = self.storage.staging_path(attempt.output_key)
+        except StorageError as error:
+            self._storage_failed(attempt, error)
+            return
+        self.engine.send(RunJob(job.id, job.params.to_json(), str(output_path),
                                 self._voices(job)))
         grace_ends: float | None = None
         while True:
@@ -185,9 +190,10 @@ class Worker:
     def _record(self, attempt: _Attempt, event: Done | Failed) -> None:
         job, fields = attempt.job, self._fields(attempt)
         try:
+            if isinstance(event, Failed) and event.status == STORAGE_FAULT:
+                raise StorageError(event.error)
             if isinstance(event, Done):
-                if not self._publish(attempt):
-                    return
+                self._publish(attempt)
                 details = {"queue_time_s": round(job.queued_for_s, 3),
                            "run_time_s": round(event.run_s, 3), "engine": self.engine_name,
                            "attempts": job.attempt, "worker": self.worker_id}
@@ -201,22 +207,27 @@ class Worker:
                 reason = "input" if event.status == 400 else "engine"
                 metrics.JOBS_FAILED.labels(job.params.slug, reason).inc()
                 log.warning("failed: %s", event.error, extra=fields)
+        except StorageError as error:
+            self._storage_failed(attempt, error)
         except StaleAttempt:
             log.warning("late result refused (the attempt lost its lease)", extra=fields)
             self.storage.delete(attempt.output_key)
 
-    def _publish(self, attempt: _Attempt) -> bool:
-        """Move the finished file to its storage; on failure the attempt runs again."""
+    def _publish(self, attempt: _Attempt) -> None:
+        """Move the finished file to its storage; ``StorageError`` when that fails."""
         try:
             self.storage.publish(attempt.output_key)
+        except StorageError:
+            raise
         except Exception as error:  # storage is outside our control: retry the job
-            reason = f"could not store the output: {type(error).__name__}: {error}"
-            log.error(reason, extra=self._fields(attempt))
-            with contextlib.suppress(Exception):
-                self.storage.delete(attempt.output_key)
-            self._abandon(attempt, reason, counts=True)
-            return False
-        return True
+            raise StorageError(f"{type(error).__name__}: {error}") from error
+
+    def _storage_failed(self, attempt: _Attempt, error: StorageError) -> None:
+        """An infrastructure fault: the attempt runs again, the client reads "storage error"."""
+        log.error("storage error: %s", error.detail, extra=self._fields(attempt))
+        with contextlib.suppress(Exception):
+            self.storage.delete(attempt.output_key)
+        self._abandon(attempt, error.message, counts=True)
 
     def _child_died(self, attempt: _Attempt) -> None:
         reason = f"engine process died (exit code {self.engine.exit_code})"
