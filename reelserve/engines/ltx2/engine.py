@@ -206,20 +206,16 @@ class Ltx2Engine:
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
-    def encode_prompt(self, prompt: str, negative: str | None, guided: bool) -> dict[str, Any]:
-        """Prompt (and negative prompt) embeddings, computed once per text per job."""
+    def encode_prompt(self, text: str) -> tuple[Any, Any]:
+        """(embeddings, attention mask) of one text, without guidance batching."""
         with self.torch.inference_mode():
-            embeds, mask, negative_embeds, negative_mask = self.pipe.encode_prompt(
-                prompt=prompt, negative_prompt=negative or "", do_classifier_free_guidance=guided,
+            embeds, mask, _, _ = self.pipe.encode_prompt(
+                prompt=text, do_classifier_free_guidance=False,
                 max_sequence_length=self.profile.max_sequence_length,
                 device=self.pipe._execution_device)
         for hook in self.offload_hooks:  # the text encoder leaves the GPU once it is done
             hook.offload()
-        found = {"prompt_embeds": embeds, "prompt_attention_mask": mask}
-        if guided:
-            found.update(negative_prompt_embeds=negative_embeds,
-                         negative_prompt_attention_mask=negative_mask)
-        return found
+        return embeds, mask
 
     def _conditions(self, shot: ShotJob, inputs: GenerationInputs) -> list[Any]:
         # The full-resolution image, with no re-encode (crf 0): the pipeline resizes it
@@ -281,19 +277,27 @@ class Ltx2Engine:
 
 
 class PromptCache:
-    """Embeddings of each prompt text of one job: shots (and stages) sharing a text
-    share its encoding, and the negative prompt is encoded with the first of them."""
+    """Embeddings of each text of one job, encoded once: shots and stages that share a
+    prompt share its encoding, and the negative prompt is encoded once for all."""
 
     def __init__(self, engine: Ltx2Engine, negative: str | None) -> None:
         self.engine = engine
-        self.negative = negative
-        self.found: dict[tuple[str, bool], dict[str, Any]] = {}
+        self.negative = negative or ""
+        self.found: dict[str, tuple[Any, Any]] = {}
 
     def get(self, prompt: str, guided: bool) -> dict[str, Any]:
-        key = (prompt, guided)
-        if key not in self.found:
-            self.found[key] = self.engine.encode_prompt(prompt, self.negative, guided)
-        return self.found[key]
+        embeds, mask = self._text(prompt)
+        found = {"prompt_embeds": embeds, "prompt_attention_mask": mask}
+        if guided:
+            negative, negative_mask = self._text(self.negative)
+            found.update(negative_prompt_embeds=negative,
+                         negative_prompt_attention_mask=negative_mask)
+        return found
+
+    def _text(self, text: str) -> tuple[Any, Any]:
+        if text not in self.found:
+            self.found[text] = self.engine.encode_prompt(text)
+        return self.found[text]
 
 
 def create_engine(settings: Settings) -> Ltx2Engine:
