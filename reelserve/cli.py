@@ -82,6 +82,16 @@ def _models(value: str | None) -> tuple[str, ...] | None:
     return models
 
 
+WorkerModels = Annotated[str | None, typer.Option(
+    "--models", help="Comma-separated slugs the worker(s) claim; all if absent "
+    "(REELSERVE_WORKER_MODELS).")]
+
+
+def _worker_models(value: str | None) -> str | None:
+    models = _models(value)
+    return None if models is None else ",".join(models)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
@@ -93,11 +103,13 @@ def serve(
     retention: Annotated[float | None, typer.Option(help="Seconds results are kept.")] = None,
     model_path: Annotated[str | None, typer.Option(
         help="Model directory for the ltx2 engine.")] = None,
+    worker_models: WorkerModels = None,
 ) -> None:
     """Start the API and its worker processes; print the base URL."""
     settings = _settings(host=host, port=port, data_dir=data_dir, store=store_url,
                          workers=workers,
-                         engine=engine, retention_s=retention, model_path=model_path)
+                         engine=engine, retention_s=retention, model_path=model_path,
+                         worker_models=_worker_models(worker_models))
     use_metrics_dir(settings.metrics_dir, fresh=True)  # before anything imports metrics
     configure_logging()
     from reelserve.api import create_app
@@ -138,13 +150,15 @@ def serve(
 
 @app.command()
 def worker(data_dir: DataDir = None, store_url: StoreUrl = None,
-           engine: Annotated[str | None, typer.Option(help="Engine name.")] = None) -> None:
+           engine: Annotated[str | None, typer.Option(help="Engine name.")] = None,
+           models: WorkerModels = None) -> None:
     """Run one worker process against the store in DATA_DIR.
 
     SIGTERM or Ctrl-C: stop claiming, let the job in flight finish within the
     grace period (REELSERVE_SHUTDOWN_GRACE_S), then hand it back to the queue.
     """
-    settings = _settings(data_dir=data_dir, store=store_url, engine=engine)
+    settings = _settings(data_dir=data_dir, store=store_url, engine=engine,
+                         worker_models=_worker_models(models))
     use_metrics_dir(settings.metrics_dir, fresh=False)  # before anything imports metrics
     configure_logging()
     from reelserve.worker import Worker
@@ -177,13 +191,25 @@ def status(data_dir: DataDir = None, store_url: StoreUrl = None) -> None:
     for state in ("QUEUED", "PROCESSING", "COMPLETED", "FAILED"):
         states.add_row(state, str(stats.by_state.get(state, 0)))
     console.print(states)
-    workers = Table("worker", "engine", "job", "last heartbeat", "state")
+    workers = Table("worker", "engine", "models", "job", "last heartbeat", "state")
     for record in store.list_workers():
         age = now - record.last_seen
         fresh = "alive" if age <= settings.worker_stale_s else "stale"
-        workers.add_row(record.id, record.engine, record.job_id or "idle", f"{age:.1f} s ago",
-                        fresh)
+        workers.add_row(record.id, record.engine, ",".join(record.models or ("all",)),
+                        record.job_id or "idle", f"{age:.1f} s ago", fresh)
     console.print(workers if workers.row_count else "workers: none has sent a heartbeat")
+    from reelserve.fleet import unserved_queued, waiting_reason
+
+    for slug, count in sorted(unserved_queued(store, settings.worker_stale_s).items()):
+        console.print(f"waiting: {count} queued job(s) for {waiting_reason(slug)}")
+
+
+Weight = Annotated[float | None, typer.Option(
+    min=0.01, help="Dispatch share against other keys with work waiting (default 1).")]
+MaxConcurrent = Annotated[int | None, typer.Option(
+    min=0, help="Most jobs running at once, across all workers; 0 for no cap.")]
+MaxQueued = Annotated[int | None, typer.Option(
+    min=0, help="Most jobs waiting; a submit past it gets 429. 0 for no cap.")]
 
 
 @keys_app.command("create")
@@ -193,12 +219,18 @@ def keys_create(
                       typer.Option(help="Comma-separated slugs; all if absent.")] = None,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
     data_dir: DataDir = None,
+    weight: Weight = None,
+    max_concurrent: MaxConcurrent = None,
+    max_queued: MaxQueued = None,
 ) -> None:
     """Create a key; the key itself is printed alone on the last line."""
     settings = _settings(data_dir=data_dir)
     amount = settings.starting_credits if credits is None else credits
-    issued = issue_key(open_store(settings), credits=round(amount * 1000),
-                       models=_models(models), name=name)
+    store = open_store(settings)
+    issued = issue_key(store, credits=round(amount * 1000), models=_models(models), name=name)
+    if (weight, max_concurrent, max_queued) != (None, None, None):
+        store.set_key_limits(issued.record.prefix, weight=weight,
+                             max_concurrent=max_concurrent, max_queued=max_queued)
     console.print(f"Created key {issued.record.prefix}… with {amount:g} credits. "
                   "It is shown once:")
     print(issued.secret, flush=True)
@@ -206,13 +238,30 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(data_dir: DataDir = None) -> None:
-    """List keys (prefix, credits, models, state)."""
+    """List keys (prefix, credits, models, weight, caps, state)."""
     table = Table("prefix", "name", "credits", "models", "state")
+    limits = Table("prefix", "weight", "max concurrent", "max queued", title="scheduling")
     for key in open_store(_settings(data_dir=data_dir)).list_keys():
         table.add_row(key.prefix, key.name, f"{key.balance / 1000:.3f}",
                       ",".join(key.models) if key.models else "all",
                       "revoked" if key.revoked else "active")
+        limits.add_row(key.prefix, f"{key.weight:g}", str(key.max_concurrent or "no cap"),
+                       str(key.max_queued or "no cap"))
     console.print(table)
+    console.print(limits)
+
+
+@keys_app.command("set")
+def keys_set(key_prefix: str, weight: Weight = None, max_concurrent: MaxConcurrent = None,
+             max_queued: MaxQueued = None, data_dir: DataDir = None) -> None:
+    """Change the scheduling weight and caps of the key that starts with KEY_PREFIX."""
+    try:
+        key = open_store(_settings(data_dir=data_dir)).set_key_limits(
+            key_prefix, weight=weight, max_concurrent=max_concurrent, max_queued=max_queued)
+    except ReelserveError as error:
+        _fail(error.message)
+    console.print(f"{key.prefix}… weight {key.weight:g}, max concurrent "
+                  f"{key.max_concurrent or 'no cap'}, max queued {key.max_queued or 'no cap'}")
 
 
 @keys_app.command("revoke")

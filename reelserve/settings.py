@@ -85,6 +85,20 @@ class Settings:
     ltx2_steps: int = 0  # denoising steps; 0 for the model profile's
     ltx2_long_side: int = 960  # generation width of a 16:9 clip; others keep its area
 
+    # scheduling (docs/contract-decisions.md, "Scheduling")
+    # The models this worker claims, comma-separated slugs; empty: all its engine runs.
+    worker_models: str = ""
+    # Keys take turns by weight; false: one FIFO across keys (kept for comparison).
+    fair_dispatch: bool = True
+    # Idle workers block on a wake-up signal and look at the queue at least this often.
+    idle_wait_s: float = 1.0
+    # false: idle workers poll the store every poll_interval_s instead (as before).
+    worker_wakeups: bool = True
+    # An engine that dies mid-job is reloaded; a failed reload is retried this many
+    # times, waiting engine_reload_backoff_s and doubling, before the worker gives up.
+    engine_reload_attempts: int = 6
+    engine_reload_backoff_s: float = 1.0
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "reelserve.sqlite3"
@@ -105,6 +119,12 @@ class Settings:
         if host in ("0.0.0.0", "[::]"):
             host = "127.0.0.1"
         return f"http://{host}:{self.port}"
+
+    @property
+    def worker_model_slugs(self) -> tuple[str, ...] | None:
+        """``worker_models`` as a tuple of slugs, or None for every model."""
+        slugs = tuple(slug.strip() for slug in self.worker_models.split(",") if slug.strip())
+        return slugs or None
 
     @property
     def heartbeat_s(self) -> float:

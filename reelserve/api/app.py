@@ -34,6 +34,7 @@ from reelserve.errors import (
     SyncTimeout,
     Unauthorized,
 )
+from reelserve.fleet import FleetView
 from reelserve.jobs import ApiKey, Job, JobOrder, JobState, JobStore, Submitted
 from reelserve.jobs.backends import open_rate_limiter
 from reelserve.keys import authenticate
@@ -80,6 +81,7 @@ class Service:
         # thread costs more and makes threads queue for the GIL. Submits may wait
         # for a worker's write lock, so they go to a thread, in batches.
         self.submits = SubmitBatcher(store)
+        self.fleet = FleetView(store, settings.worker_stale_s)
 
     def require_key(self, request: Request) -> ApiKey:
         key = authenticate(self.store, request.headers.get("x-api-key"))
@@ -88,7 +90,7 @@ class Service:
             raise Unauthorized("missing x-api-key header" if missing else "invalid API key")
         return key
 
-    async def submit(self, request: Request, slug: str) -> Submitted:
+    async def submit(self, request: Request, slug: str, *, sync: bool = False) -> Submitted:
         key = self.require_key(request)
         model = get_model(slug)
         if not key.may_use(slug):
@@ -101,7 +103,8 @@ class Service:
         order = JobOrder(key.id, params, price_millicredits(params),
                          webhook_url=_webhook_url(body),
                          idempotency_key=_idempotency_key(idempotency_key),
-                         body_digest=_digest(slug, body) if idempotency_key else "")
+                         body_digest=_digest(slug, body) if idempotency_key else "",
+                         sync=sync)
         submitted = await self.submits.submit(order)
         metrics.JOBS_SUBMITTED.labels(slug).inc()
         log.info("submitted", extra={**job_fields(submitted[0].id, slug, 0, self.settings.engine),
@@ -126,6 +129,9 @@ class Service:
                                 "progress": round(job.progress, 4)}
         if job.state is JobState.QUEUED:
             body["queue_position"] = self.store.queue_position(job.id)
+            waiting_for = self.fleet.waiting_for(job.slug)
+            if waiting_for is not None:
+                body["waiting_for"] = waiting_for
         if job.state is JobState.FAILED:
             body["error"] = job.error
             body["canceled"] = job.canceled
@@ -277,7 +283,7 @@ def _add_routes(app: FastAPI, service: Service) -> None:
     @app.post("/v1/{slug}", openapi_extra=submit_doc,
               responses={200: {"content": {"video/mp4": {}}}, 504: {"model": schemas.ErrorBody}})
     async def submit_sync(slug: str, request: Request) -> Response:
-        job, balance = await service.submit(request, slug)
+        job, balance = await service.submit(request, slug, sync=True)
         deadline = asyncio.get_running_loop().time() + service.settings.sync_timeout_s
         while not job.state.is_terminal:
             if asyncio.get_running_loop().time() >= deadline:
@@ -342,7 +348,7 @@ def _add_operations_routes(app: FastAPI, service: Service) -> None:
     @app.get("/metrics", response_class=Response)
     async def prometheus_metrics() -> Response:
         """Prometheus text format: every process's counters plus the queue, read now."""
-        return Response(metrics.render_metrics(service.store),
+        return Response(metrics.render_metrics(service.store, service.settings.worker_stale_s),
                         media_type=metrics.CONTENT_TYPE)
 
 

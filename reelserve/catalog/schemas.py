@@ -56,6 +56,8 @@ class StatusBody(BaseModel):
     status: Literal["QUEUED", "PROCESSING", "COMPLETED", "FAILED"]
     progress: float = 0.0
     queue_position: int | None = None
+    # a QUEUED job that no live worker claims: "a worker for <slug>"
+    waiting_for: str | None = None
     error: str | None = None
 
 

@@ -16,12 +16,13 @@ class StoreUnavailable(ReelserveError):
 def open_store(settings: Settings) -> JobStore:
     """SQLite in the data dir by default; Redis when ``settings.store`` is a redis:// URL."""
     if not settings.store:
-        return SqliteJobStore(settings.db_path, retention_s=settings.retention_s)
+        return SqliteJobStore(settings.db_path, retention_s=settings.retention_s,
+                              fair_dispatch=settings.fair_dispatch)
     if settings.store.startswith(("redis://", "rediss://", "unix://")):
         from reelserve.jobs.redis_store import RedisJobStore
 
         return RedisJobStore(settings.store, retention_s=settings.retention_s,
-                             prefix=settings.redis_prefix)
+                             prefix=settings.redis_prefix, fair_dispatch=settings.fair_dispatch)
     raise StoreUnavailable(
         f"store {settings.store!r} is not supported: leave it empty for SQLite in the data "
         "dir, or give a redis://HOST:PORT/DB URL")
