@@ -35,21 +35,26 @@ local function move(from, to, job)
   end
 end
 -- A job enters or leaves the queues: by sequence (P:queue), by fair tag (P:fair) and
--- its key's own (P:kq:<key>, by tag); a waiting worker for its model is woken.
+-- its key's own (P:kq:<key>, by tag); a waiting worker for its model is woken. In the
+-- tagged sets a job is '<seq, 15 digits>:<id>', so equal tags go oldest first.
+local function tagged(seq, id)
+  return string.format('%015d', tonumber(seq)) .. ':' .. id
+end
 local function enqueue(id, job)
   local seq, tag, key_id, slug = unpack(redis.call('HMGET', job, 'seq', 'tag', 'key_id', 'slug'))
   redis.call('ZADD', P .. ':queue', seq, id)
-  redis.call('ZADD', P .. ':fair', tag or seq, id)
-  redis.call('ZADD', P .. ':kq:' .. key_id, tag or seq, id)
+  redis.call('ZADD', P .. ':fair', tag or seq, tagged(seq, id))
+  redis.call('ZADD', P .. ':kq:' .. key_id, tag or seq, tagged(seq, id))
   if slug then
     redis.call('LPUSH', P .. ':wake:' .. slug, 1)
     redis.call('LTRIM', P .. ':wake:' .. slug, 0, 63)
   end
 end
 local function dequeue(id, job)
+  local seq, key_id = unpack(redis.call('HMGET', job, 'seq', 'key_id'))
   redis.call('ZREM', P .. ':queue', id)
-  redis.call('ZREM', P .. ':fair', id)
-  redis.call('ZREM', P .. ':kq:' .. redis.call('HGET', job, 'key_id'), id)
+  redis.call('ZREM', P .. ':fair', tagged(seq, id))
+  redis.call('ZREM', P .. ':kq:' .. key_id, tagged(seq, id))
 end
 local function processing(job, attempt)
   local state, current = unpack(redis.call('HMGET', job, 'state', 'attempt'))
@@ -180,7 +185,8 @@ if #ARGV > 4 then
   allowed = {}
   for i = 5, #ARGV do allowed[ARGV[i]] = true end
 end
-local line = P .. (ARGV[4] == '1' and ':fair' or ':queue')
+local fair = ARGV[4] == '1'
+local line = P .. (fair and ':fair' or ':queue')
 local blocked = {}
 local function key_blocked(key_id)
   if blocked[key_id] == nil then
@@ -195,7 +201,8 @@ local start = 0
 while id == nil do
   local ids = redis.call('ZRANGE', line, start, start + 99)
   if #ids == 0 then return nil end
-  for _, candidate in ipairs(ids) do
+  for _, member in ipairs(ids) do
+    local candidate = fair and string.sub(member, 17) or member
     local key_id, slug = unpack(redis.call('HMGET', P .. ':job:' .. candidate, 'key_id', 'slug'))
     if (allowed == nil or (slug and allowed[slug])) and not key_blocked(key_id) then
       id = candidate

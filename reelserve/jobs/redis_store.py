@@ -312,8 +312,12 @@ class RedisJobStore:
 
     def queue_position(self, job_id: str) -> int | None:
         """1 for the next job to run (caps and routing aside): a rank, O(log n)."""
-        line = self._k("fair" if self.fair_dispatch else "queue")
-        rank = self.redis.zrank(line, job_id)
+        if not self.fair_dispatch:
+            rank = self.redis.zrank(self._k("queue"), job_id)
+        else:
+            seq = self.redis.hget(self._k("job", job_id), "seq")
+            rank = None if seq is None else self.redis.zrank(
+                self._k("fair"), f"{int(cast(str, seq)):015d}:{job_id}")
         return None if rank is None else int(cast(int, rank)) + 1
 
     def queued_by_model(self) -> dict[str, int]:
