@@ -188,7 +188,7 @@ def test_key_limits_are_kept_and_zero_removes_a_cap(store: JobStore) -> None:
     changed = store.set_key_limits(key.prefix, weight=2.5, max_concurrent=4, max_queued=9)
     assert (changed.weight, changed.max_concurrent, changed.max_queued) == (2.5, 4, 9)
     assert store.set_key_limits(key.prefix, max_queued=0).max_queued == 0
-    listed = [k for k in store.list_keys() if k.id == key.id][0]
+    listed = next(k for k in store.list_keys() if k.id == key.id)
     assert (listed.weight, listed.max_concurrent, listed.max_queued) == (2.5, 4, 0)
     with pytest.raises(NotFound):
         store.set_key_limits("rs_nothere", weight=1)
