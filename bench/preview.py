@@ -32,7 +32,6 @@ import numpy.typing as npt
 
 from reelserve.catalog import JobParams
 from reelserve.engines import GenerationInputs, load_engine
-from reelserve.engines.preview.engine import make_encoder_repeatable
 from reelserve.media.encode import Mp4Writer
 from reelserve.settings import Settings
 
@@ -69,7 +68,6 @@ def encode(frames: list[npt.NDArray[np.uint8]], path: Path) -> float:
     height, width = frames[0].shape[:2]
     began = time.perf_counter()
     with Mp4Writer(path, width, height, frame_count=len(frames)) as writer:
-        make_encoder_repeatable(writer)
         for frame in frames:
             writer.write(frame.copy())  # the engine hands the encoder a fresh array too
     return time.perf_counter() - began

@@ -226,7 +226,7 @@ def keys_create(
     """Create a key; the key itself is printed alone on the last line."""
     settings = _settings(data_dir=data_dir)
     amount = settings.starting_credits if credits is None else credits
-    store = open_store(settings)
+    store = _open_store(settings)
     issued = issue_key(store, credits=round(amount * 1000), models=_models(models), name=name)
     if (weight, max_concurrent, max_queued) != (None, None, None):
         store.set_key_limits(issued.record.prefix, weight=weight,
@@ -241,7 +241,7 @@ def keys_list(data_dir: DataDir = None) -> None:
     """List keys (prefix, credits, models, weight, caps, state)."""
     table = Table("prefix", "name", "credits", "models", "state")
     limits = Table("prefix", "weight", "max concurrent", "max queued", title="scheduling")
-    for key in open_store(_settings(data_dir=data_dir)).list_keys():
+    for key in _open_store(_settings(data_dir=data_dir)).list_keys():
         table.add_row(key.prefix, key.name, f"{key.balance / 1000:.3f}",
                       ",".join(key.models) if key.models else "all",
                       "revoked" if key.revoked else "active")
@@ -256,7 +256,7 @@ def keys_set(key_prefix: str, weight: Weight = None, max_concurrent: MaxConcurre
              max_queued: MaxQueued = None, data_dir: DataDir = None) -> None:
     """Change the scheduling weight and caps of the key that starts with KEY_PREFIX."""
     try:
-        key = open_store(_settings(data_dir=data_dir)).set_key_limits(
+        key = _open_store(_settings(data_dir=data_dir)).set_key_limits(
             key_prefix, weight=weight, max_concurrent=max_concurrent, max_queued=max_queued)
     except ReelserveError as error:
         _fail(error.message)
@@ -268,7 +268,7 @@ def keys_set(key_prefix: str, weight: Weight = None, max_concurrent: MaxConcurre
 def keys_revoke(key_prefix: str, data_dir: DataDir = None) -> None:
     """Revoke the key that starts with KEY_PREFIX."""
     try:
-        key = open_store(_settings(data_dir=data_dir)).revoke_key(key_prefix)
+        key = _open_store(_settings(data_dir=data_dir)).revoke_key(key_prefix)
     except ReelserveError as error:
         _fail(error.message)
     console.print(f"Revoked {key.prefix}…")
@@ -278,7 +278,7 @@ def keys_revoke(key_prefix: str, data_dir: DataDir = None) -> None:
 def keys_add_credits(key_prefix: str, amount: float, data_dir: DataDir = None) -> None:
     """Add AMOUNT credits to the key that starts with KEY_PREFIX."""
     try:
-        key = open_store(_settings(data_dir=data_dir)).add_credits(key_prefix,
+        key = _open_store(_settings(data_dir=data_dir)).add_credits(key_prefix,
                                                                    round(amount * 1000))
     except ReelserveError as error:
         _fail(error.message)

@@ -22,7 +22,10 @@ codes and ``{"error": ...}`` bodies in one place::
     ├── EngineError                  an engine could not generate (job FAILED)
     │   └── EngineUnavailable        the engine cannot start (missing weights, torch, ...)
     ├── Interrupted                  generation stopped because it was asked to
-    └── StaleAttempt                 a write from an attempt that lost its lease
+    ├── StaleAttempt                 a write from an attempt that lost its lease
+    └── StoreUnreadable              the job store cannot be opened (corrupt file, ...)
+        ├── StoreTooNew              written by a newer release (schema version)
+        └── RedisUnsafe              a Redis that may evict keys (maxmemory-policy)
 """
 
 from __future__ import annotations
@@ -161,3 +164,23 @@ class StaleAttempt(ReelserveError):
         super().__init__(f"attempt {attempt} of {request_id} no longer holds the job")
         self.request_id = request_id
         self.attempt = attempt
+
+
+class StoreUnreadable(ReelserveError):
+    """The job store cannot be opened: a corrupt or unreadable SQLite file, say."""
+
+
+class StoreTooNew(StoreUnreadable):
+    """The store was written by a newer release, whose layout this one cannot read."""
+
+    def __init__(self, where: str, found: int, supported: int) -> None:
+        super().__init__(
+            f"{where} has store schema version {found}, made by a newer reelserve; this "
+            f"release reads versions up to {supported}: run the newer release, or restore a "
+            "backup made before the upgrade")
+        self.found = found
+        self.supported = supported
+
+
+class RedisUnsafe(StoreUnreadable):
+    """A Redis configured so that it may drop jobs, keys or credits on its own."""

@@ -85,6 +85,11 @@ class Settings:
     ltx2_steps: int = 0  # denoising steps; 0 for the model profile's
     ltx2_long_side: int = 960  # generation width of a 16:9 clip; others keep its area
 
+    # store
+    # A Redis store without AOF (persistence off or RDB snapshots only) is accepted
+    # without a warning: for tests and demos whose data may be lost on purpose.
+    redis_ephemeral: bool = False
+
     # scheduling (docs/contract-decisions.md, "Scheduling")
     # The models this worker claims, comma-separated slugs; empty: all its engine runs.
     worker_models: str = ""

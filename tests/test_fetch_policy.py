@@ -150,6 +150,59 @@ def test_non_public_hosts_are_refused_without_connecting(net: TestNetwork, url: 
     assert caught.value.url == url
 
 
+# IPv6 forms that carry an IPv4 address: each one aimed at the metadata service
+# (169.254.169.254 = a9fe:a9fe) or loopback. Python calls most of them global.
+EMBEDDED_PRIVATE = [
+    "::ffff:a9fe:a9fe",                  # IPv4-mapped (::ffff:0:0/96)
+    "::a9fe:a9fe", "::127.0.0.1",        # IPv4-compatible (::/96)
+    "::ffff:0:a9fe:a9fe",                # IPv4-translated (::ffff:0:0:0/96)
+    "64:ff9b::a9fe:a9fe",                # well-known NAT64 (64:ff9b::/96)
+    "64:ff9b:1::a9fe:a9fe",              # local-use NAT64, /96 layout
+    "64:ff9b:1:0:a9:fea9:fe00:0",        # local-use NAT64, /64 layout
+    "64:ff9b:1:a9:fe:a9fe::",            # local-use NAT64, /56 layout
+    "64:ff9b:1:a9fe:a9:fe00::",          # local-use NAT64, /48 layout
+    "2002:a9fe:a9fe::1",                 # 6to4 (2002::/16)
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo (2001::/32), client 192.0.2.45
+    "2001:0:5ef5:79fd:0:0:f53f:5efe",    # Teredo, client 10.192.161.1
+]
+
+
+@pytest.mark.parametrize("address", EMBEDDED_PRIVATE)
+def test_ipv6_forms_embedding_a_non_public_ipv4_are_refused(net: TestNetwork,
+                                                            address: str) -> None:
+    with pytest.raises(FetchError, match=r"refused: .* carries .*not a public address"):
+        fetch(net.policy(), f"http://[{address}]/")
+    net.names["images.example"] = lambda: [address]
+    with pytest.raises(FetchError, match=r"images.example resolves to .* carries"):
+        fetch(net.policy(), "http://images.example/cat.png")
+    assert net.connects == []
+
+
+@pytest.mark.parametrize("address", EMBEDDED_PRIVATE)
+def test_allowlisting_an_ipv6_prefix_does_not_open_the_ipv4_it_embeds(net: TestNetwork,
+                                                                       address: str) -> None:
+    with pytest.raises(FetchError, match=r"carries"):
+        fetch(net.policy("::/0"), f"http://[{address}]/")
+    assert net.connects == []
+
+
+@pytest.mark.parametrize("address", [
+    "::ffff:5db8:d822", "::5db8:d822", "::ffff:0:5db8:d822", "64:ff9b::5db8:d822",
+])
+def test_ipv6_forms_embedding_a_public_ipv4_are_connected_to(net: TestNetwork,
+                                                             address: str) -> None:
+    with pytest.raises(FetchError, match=r"could not be fetched"):
+        fetch(net.policy(), f"http://[{address}]/cat.png")
+    expected = PUBLIC if address.startswith("::ffff:5db8") else address
+    assert net.connects == [(expected, 80)]
+
+
+def test_an_embedded_ipv4_in_the_allowlist_is_allowed(net: TestNetwork) -> None:
+    with pytest.raises(FetchError, match=r"could not be fetched"):
+        fetch(net.policy("169.254.0.0/16"), "http://[64:ff9b::a9fe:a9fe]/")
+    assert net.connects == [("64:ff9b::a9fe:a9fe", 80)]
+
+
 @pytest.mark.parametrize("answer", [
     ["127.0.0.1"], ["169.254.169.254"], ["10.1.2.3"], ["fd12::1"], ["::ffff:10.0.0.1"],
     [PUBLIC, "10.0.0.1"],                 # one bad address in the answer is enough

@@ -341,9 +341,12 @@ def _add_operations_routes(app: FastAPI, service: Service) -> None:
     async def ready() -> JSONResponse:
         """The store answers and a worker has a fresh heartbeat (or none is expected)."""
         reason = service.readiness()
+        warnings = {"warnings": list(service.store.durability_warnings)
+                    } if service.store.durability_warnings else {}
         if reason is not None:
-            return JSONResponse({"status": "not ready", "error": reason}, status_code=503)
-        return JSONResponse({"status": "ready"})
+            return JSONResponse({"status": "not ready", "error": reason, **warnings},
+                                status_code=503)
+        return JSONResponse({"status": "ready", **warnings})
 
     @app.get("/metrics", response_class=Response)
     async def prometheus_metrics() -> Response:

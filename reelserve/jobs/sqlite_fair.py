@@ -21,7 +21,11 @@ SYNC_LEAD = 1e-6
 
 
 def add_fair_scheduling(db: sqlite3.Connection) -> None:
-    """Add the fair-scheduling columns and tables to a database made before them."""
+    """Migration 3: the fair-scheduling columns, table and indexes.
+
+    Jobs queued before it keep their order ahead of later ones (tag 0) and get
+    their model from their params.
+    """
     for table, column, declaration in FAIR_SCHEDULING_COLUMNS:
         have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         if column not in have:

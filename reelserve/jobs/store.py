@@ -27,6 +27,9 @@ from reelserve.jobs.records import (
 
 
 class JobStore(Protocol):
+    # What may make this store lose data (a Redis without AOF); empty when nothing.
+    durability_warnings: tuple[str, ...]
+
     # keys and credits
     def create_key(self, key_hash: str, prefix: str, *, name: str, credits: int,
                    models: tuple[str, ...] | None) -> ApiKey: ...

@@ -5,8 +5,10 @@ input images today (``get_bytes``), webhook calls later (``request``, one hop,
 no redirects).
 
 - The host is resolved once; every address in the answer must be public
-  (``ipaddress`` ``is_global``, not multicast, no IPv4 address embedded in an
-  IPv6 one that is not public), unless it lies in the operator's allowlist.
+  (``ipaddress`` ``is_global``, not multicast), unless it lies in the operator's
+  allowlist. An IPv6 address that embeds an IPv4 one (mapped, compatible,
+  translated, NAT64, 6to4, Teredo) passes only if that IPv4 address passes too:
+  Python calls several of these forms global whatever they carry.
 - The connection goes to the address that was checked, never to a second
   lookup, so a DNS answer that changes between check and use (rebinding) is
   never used. TLS still verifies the certificate against the host name.
@@ -55,6 +57,7 @@ READ_CHUNK = 64 * 1024
 DEFAULT_HEADERS = {"User-Agent": "reelserve", "Accept-Encoding": "identity",
                    "Connection": "close"}
 NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+NAT64_LOCAL_PREFIX = ipaddress.IPv6Network("64:ff9b:1::/48")
 _NUMERIC_LABEL = re.compile(r"0[xX][0-9a-fA-F]*|[0-9]+")
 _HOST_CHARS = re.compile(r"[a-z0-9._-]+")
 _PATH_SAFE = string.punctuation  # keep what is already escaped; quote spaces, controls, non-ASCII
@@ -122,18 +125,22 @@ class FetchPolicy:
         self.tls = tls or ssl.create_default_context()
 
     def refusal(self, address: IPAddress) -> str | None:
-        """Why ``address`` may not be reached ("is not a public address"), or None."""
+        """Why ``address`` may not be reached ("is not a public address"), or None.
+
+        An IPv6 address that embeds an IPv4 one (mapped, compatible, translated,
+        NAT64, 6to4, Teredo) is judged by the IPv4 address too: packets to it end
+        up there, so it passes only if that IPv4 address would pass on its own.
+        """
         plain = _unmapped(address)
-        if any(plain in network for network in self.allow):
-            return None
-        if plain != address and not _public(plain):
-            return f"carries {plain}, not a public address"
-        if not _public(plain):
-            return "is not a public address"
-        for inner in _embedded_ipv4(plain):
-            if not _public(inner):
+        if plain != address:  # IPv4-mapped: the IPv4 address is the one connected to
+            return None if self._reachable(plain) else f"carries {plain}, not a public address"
+        for inner in embedded_ipv4(plain):
+            if not self._reachable(inner):
                 return f"carries {inner}, not a public address"
-        return None
+        return None if self._reachable(plain) else "is not a public address"
+
+    def _reachable(self, address: IPAddress) -> bool:
+        return any(address in network for network in self.allow) or _public(address)
 
     def target(self, url: str, deadline: Deadline) -> Target:
         """Parse ``url``, resolve its host and check every address; raise ``FetchError``."""
@@ -368,16 +375,38 @@ def _public(address: IPAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def _embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
-    """IPv4 addresses an IPv6 address leads to: 6to4, Teredo and NAT64 forms."""
+def embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address an IPv6 address may lead to.
+
+    IPv4-compatible ``::a.b.c.d`` and IPv4-translated ``::ffff:0:a.b.c.d`` (the low
+    32 bits), 6to4 (2002::/16), Teredo (2001::/32: its server and client), the
+    well-known NAT64 prefix 64:ff9b::/96 and the local-use one 64:ff9b:1::/48.
+    A local-use prefix may be /48, /56, /64 or /96 long (RFC 6052), and which one
+    a network uses cannot be told from the address, so each reading is returned.
+    IPv4-mapped addresses are not here: ``_unmapped`` turns them into IPv4.
+    """
     if not isinstance(address, ipaddress.IPv6Address):
         return []
+    number = int(address)
+    low = ipaddress.IPv4Address(number & 0xFFFFFFFF)
+    if number >> 32 == 0:
+        return [low] if number > 1 else []  # :: and ::1 are not compatible addresses
+    if number >> 32 == 0xFFFF0000:
+        return [low]
     inner = [address.sixtofour] if address.sixtofour is not None else []
     if address.teredo is not None:
         inner.extend(address.teredo)
     if address in NAT64_PREFIX:
-        inner.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        inner.append(low)
+    if address in NAT64_LOCAL_PREFIX:
+        inner.extend(_rfc6052_readings(address.packed))
     return inner
+
+
+def _rfc6052_readings(packed: bytes) -> list[ipaddress.IPv4Address]:
+    """The IPv4 address under a /96, /64, /56 and /48 prefix; bits 64-71 are skipped."""
+    spans = ((12, 16, 0, 0), (9, 13, 0, 0), (7, 8, 9, 12), (6, 8, 9, 11))
+    return [ipaddress.IPv4Address(packed[a:b] + packed[c:d]) for a, b, c, d in spans]
 
 
 def _unmapped(address: IPAddress) -> IPAddress:

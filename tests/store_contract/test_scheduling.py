@@ -1,4 +1,4 @@
-"""The scheduling rules of the store contract, on a real SQLite file and the real Redis.
+"""The scheduling rules of the store contract, on SQLite and the real Redis (``store``).
 
 Keys take turns (weighted), each key's jobs run oldest first, ``queue_position``
 is the claim order, a /v1 job goes ahead of its key's async jobs, per-key caps on
@@ -8,9 +8,6 @@ running and queued jobs, routing by model, and the wake-up signal of idle worker
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -19,41 +16,7 @@ from reelserve.catalog.models import IMAGE2VIDEO, TEXT2VIDEO
 from reelserve.errors import NotFound, QueueFull
 from reelserve.fleet import FleetView, unserved_queued, waiting_reason
 from reelserve.jobs import ApiKey, Job, JobOrder, JobStore
-from reelserve.jobs.redis_store import RedisJobStore
-from reelserve.jobs.sqlite import SqliteJobStore
 from reelserve.keys import issue_key
-
-StoreFactory = Callable[..., JobStore]
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
-    opened: list[JobStore] = []
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
-
-    def make(fair_dispatch: bool = True) -> JobStore:
-        store: JobStore
-        if request.param == "sqlite":
-            store = SqliteJobStore(tmp_path / "jobs.sqlite3", retention_s=60,
-                                   fair_dispatch=fair_dispatch)
-        else:
-            store = RedisJobStore(redis_url, retention_s=60, prefix=prefix,
-                                  fair_dispatch=fair_dispatch)
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        if isinstance(store, RedisJobStore):
-            for key in store.redis.scan_iter(f"{prefix}:*"):
-                store.redis.delete(key)
-        store.close()
-
-
-@pytest.fixture
-def store(make_store: StoreFactory) -> JobStore:
-    return make_store()
 
 
 def _key(store: JobStore, name: str) -> ApiKey:
@@ -85,7 +48,7 @@ def _claim_all(store: JobStore, models: tuple[str, ...] | None = None) -> list[s
     return order
 
 
-def test_keys_take_turns_and_each_key_runs_oldest_first(store: JobStore) -> None:
+def test_claim_next_job_lets_keys_take_turns_and_each_key_run_oldest_first(store: JobStore) -> None:
     big, small = _key(store, "big"), _key(store, "small")
     big_jobs = _submit(store, big, 6)
     small_jobs = _submit(store, small, 2)
@@ -97,7 +60,7 @@ def test_keys_take_turns_and_each_key_runs_oldest_first(store: JobStore) -> None
     assert [job_id for job_id in order if owner[job_id] == "big"] == [j.id for j in big_jobs]
 
 
-def test_a_late_small_key_waits_for_one_turn_not_for_the_whole_backlog(
+def test_claim_next_job_makes_a_late_small_key_wait_one_turn_not_the_backlog(
         store: JobStore) -> None:
     # The issue's measurement: A queued 12, then B queued 1; B no longer waits for all 12.
     a, b = _key(store, "a"), _key(store, "b")
@@ -111,7 +74,7 @@ def test_a_late_small_key_waits_for_one_turn_not_for_the_whole_backlog(
     assert order.index(late.id) == 1
 
 
-def test_a_key_of_weight_two_gets_twice_the_dispatches(store: JobStore) -> None:
+def test_claim_next_job_gives_a_key_of_weight_two_twice_the_dispatches(store: JobStore) -> None:
     heavy, light = _key(store, "heavy"), _key(store, "light")
     store.set_key_limits(heavy.prefix, weight=2)
     heavy_ids = {job.id for job in _submit(store, heavy, 30)}
@@ -138,7 +101,7 @@ def _all_queued(store: JobStore, keys: list[ApiKey]) -> list[Job]:
     return [job for key in keys for job in store.list_jobs(key.id, 100)]
 
 
-def test_a_sync_request_goes_ahead_of_its_own_keys_async_jobs(store: JobStore) -> None:
+def test_submit_jobs_puts_a_sync_request_ahead_of_its_own_keys_async_jobs(store: JobStore) -> None:
     a, b = _key(store, "a"), _key(store, "b")
     waiting = _submit(store, a, 3)
     [other] = _submit(store, b)
@@ -149,7 +112,7 @@ def test_a_sync_request_goes_ahead_of_its_own_keys_async_jobs(store: JobStore) -
     assert order.index(other.id) <= 2  # the other key loses at most one turn
 
 
-def test_max_concurrent_holds_a_key_to_its_cap_and_others_go_meanwhile(
+def test_claim_next_job_holds_a_key_to_max_concurrent_while_others_go(
         store: JobStore) -> None:
     capped, other = _key(store, "capped"), _key(store, "other")
     assert store.set_key_limits(capped.prefix, max_concurrent=1).max_concurrent == 1
@@ -169,7 +132,7 @@ def test_max_concurrent_holds_a_key_to_its_cap_and_others_go_meanwhile(
     assert again is not None and again.id == third.id
 
 
-def test_max_queued_refuses_submits_past_the_cap_until_a_job_starts(store: JobStore) -> None:
+def test_submit_jobs_refuses_past_max_queued_until_a_job_starts(store: JobStore) -> None:
     key = _key(store, "k")
     store.set_key_limits(key.prefix, max_queued=2)
     outcomes = store.submit_jobs([_order(key), _order(key), _order(key)])
@@ -182,7 +145,7 @@ def test_max_queued_refuses_submits_past_the_cap_until_a_job_starts(store: JobSt
     assert isinstance(store.submit_jobs([_order(key)])[0], tuple)
 
 
-def test_key_limits_are_kept_and_zero_removes_a_cap(store: JobStore) -> None:
+def test_set_key_limits_keeps_them_and_zero_removes_a_cap(store: JobStore) -> None:
     key = _key(store, "k")
     assert (key.weight, key.max_concurrent, key.max_queued) == (1.0, 0, 0)
     changed = store.set_key_limits(key.prefix, weight=2.5, max_concurrent=4, max_queued=9)
@@ -194,7 +157,7 @@ def test_key_limits_are_kept_and_zero_removes_a_cap(store: JobStore) -> None:
         store.set_key_limits("rs_nothere", weight=1)
 
 
-def test_a_worker_claims_only_its_models_and_other_jobs_stay_queued(store: JobStore) -> None:
+def test_queued_by_model_counts_what_a_model_restricted_worker_leaves(store: JobStore) -> None:
     key = _key(store, "k")
     [t2v] = _submit(store, key, slug=TEXT2VIDEO)
     [i2v] = _submit(store, key, slug=IMAGE2VIDEO)
@@ -205,7 +168,7 @@ def test_a_worker_claims_only_its_models_and_other_jobs_stay_queued(store: JobSt
     assert store.queued_by_model() == {}
 
 
-def test_a_job_no_live_worker_serves_says_what_it_waits_for(store: JobStore) -> None:
+def test_heartbeat_worker_models_tell_what_a_queued_job_waits_for(store: JobStore) -> None:
     key = _key(store, "k")
     _submit(store, key, 2, slug=TEXT2VIDEO)  # queued although no worker ever served it
     store.heartbeat_worker("i2v-only", "fixture", None, (IMAGE2VIDEO,))
@@ -220,7 +183,7 @@ def test_a_job_no_live_worker_serves_says_what_it_waits_for(store: JobStore) -> 
     assert unserved_queued(store, stale_s=30) == {}
 
 
-def test_a_handed_back_job_keeps_its_place(store: JobStore) -> None:
+def test_abandon_attempt_hand_back_keeps_the_jobs_fair_place(store: JobStore) -> None:
     a, b = _key(store, "a"), _key(store, "b")
     [first, _] = _submit(store, a, 2)
     _submit(store, b, 2)
@@ -231,15 +194,16 @@ def test_a_handed_back_job_keeps_its_place(store: JobStore) -> None:
     assert _claim_all(store)[0] == first.id
 
 
-def test_fifo_mode_claims_in_submit_order_across_keys(make_store: StoreFactory) -> None:
-    store = make_store(fair_dispatch=False)
+def test_claim_next_job_in_fifo_mode_follows_submit_order_across_keys(
+        store: JobStore) -> None:
+    store.fair_dispatch = False  # type: ignore[attr-defined]  # both stores take it at open
     a, b = _key(store, "a"), _key(store, "b")
     jobs = _submit(store, a, 3) + _submit(store, b, 1)
     assert store.queue_position(jobs[3].id) == 4
     assert _claim_all(store) == [job.id for job in jobs]
 
 
-def test_an_idle_worker_wakes_on_a_submit(store: JobStore) -> None:
+def test_wait_for_work_returns_when_a_submit_signals(store: JobStore) -> None:
     key = _key(store, "k")
     store.wait_for_work(0.01, None)  # the signal exists before the submit
     woke = threading.Event()
