@@ -90,6 +90,13 @@ class Settings:
     # without a warning: for tests and demos whose data may be lost on purpose.
     redis_ephemeral: bool = False
 
+    # first hour
+    # GPUs `serve` pins one worker each to: "0,2,5"; empty for every GPU NVML finds when
+    # the engine is ltx2 (none otherwise); "none" for no pinning (reelserve/gpus.py).
+    gpus: str = ""
+    # The GPU index this worker was pinned to by `serve`; empty when not pinned.
+    worker_gpu: str = ""
+
     # scheduling (docs/contract-decisions.md, "Scheduling")
     # The models this worker claims, comma-separated slugs; empty: all its engine runs.
     worker_models: str = ""
