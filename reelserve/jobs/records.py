@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reelserve.catalog import JobParams
-from reelserve.errors import IdempotencyMismatch, InsufficientCredits, QueueFull
+from reelserve.errors import (
+    IdempotencyMismatch,
+    InsufficientCredits,
+    InvalidParameter,
+    QueueFull,
+)
 from reelserve.jobs.states import JobState
 
 
@@ -28,6 +33,16 @@ class ApiKey:
 
     def may_use(self, slug: str) -> bool:
         return self.models is None or slug in self.models
+
+
+def check_key_limits(weight: float | None, max_concurrent: int | None,
+                     max_queued: int | None) -> None:
+    """Refuse a weight that is not positive or a negative cap, naming the field."""
+    if weight is not None and not weight > 0:
+        raise InvalidParameter("weight", f"must be more than 0, not {weight:g}")
+    for name, cap in (("max_concurrent", max_concurrent), ("max_queued", max_queued)):
+        if cap is not None and cap < 0:
+            raise InvalidParameter(name, f"must be 0 (no cap) or more, not {cap}")
 
 
 @dataclass(frozen=True)

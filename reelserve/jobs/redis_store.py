@@ -59,6 +59,7 @@ from reelserve.jobs.records import (
     Voice,
     WebhookDelivery,
     WorkerRecord,
+    check_key_limits,
     new_job_id,
     new_voice_id,
     webhook_id,
@@ -199,6 +200,7 @@ class RedisJobStore:
     def set_key_limits(self, prefix: str, *, weight: float | None = None,
                        max_concurrent: int | None = None,
                        max_queued: int | None = None) -> ApiKey:
+        check_key_limits(weight, max_concurrent, max_queued)
         key_id = self._key_by_prefix(prefix)
         changes = {name: value for name, value in (
             ("weight", weight), ("max_concurrent", max_concurrent),

@@ -44,6 +44,7 @@ from reelserve.jobs.records import (
     Voice,
     WebhookDelivery,
     WorkerRecord,
+    check_key_limits,
     new_job_id,
     new_voice_id,
     webhook_id,
@@ -172,6 +173,7 @@ class SqliteJobStore:
     def set_key_limits(self, prefix: str, *, weight: float | None = None,
                        max_concurrent: int | None = None,
                        max_queued: int | None = None) -> ApiKey:
+        check_key_limits(weight, max_concurrent, max_queued)
         changes = {name: value for name, value in (
             ("weight", weight), ("max_concurrent", max_concurrent),
             ("max_queued", max_queued)) if value is not None}

@@ -13,7 +13,7 @@ import pytest
 
 from reelserve.catalog import get_model, parse_submit
 from reelserve.catalog.models import IMAGE2VIDEO, TEXT2VIDEO
-from reelserve.errors import NotFound, QueueFull
+from reelserve.errors import InvalidParameter, NotFound, QueueFull
 from reelserve.fleet import FleetView, unserved_queued, waiting_reason
 from reelserve.jobs import ApiKey, Job, JobOrder, JobStore
 from reelserve.keys import issue_key
@@ -155,6 +155,11 @@ def test_set_key_limits_keeps_them_and_zero_removes_a_cap(store: JobStore) -> No
     assert (listed.weight, listed.max_concurrent, listed.max_queued) == (2.5, 4, 0)
     with pytest.raises(NotFound):
         store.set_key_limits("rs_nothere", weight=1)
+    with pytest.raises(InvalidParameter, match="weight: must be more than 0, not 0"):
+        store.set_key_limits(key.prefix, weight=0)
+    with pytest.raises(InvalidParameter, match=r"max_queued: must be 0 \(no cap\) or more"):
+        store.set_key_limits(key.prefix, max_queued=-1)
+    assert store.get_key(key.id).weight == 2.5  # a refused change changes nothing
 
 
 def test_queued_by_model_counts_what_a_model_restricted_worker_leaves(store: JobStore) -> None:
