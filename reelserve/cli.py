@@ -16,7 +16,7 @@ from rich.table import Table
 
 from reelserve.catalog import MODELS
 from reelserve.cli_generate import GenerateCommand, generate
-from reelserve.cli_help import ReadableTyper
+from reelserve.cli_help import ReadableTyper, make_app_readable
 from reelserve.cli_models import models_app
 from reelserve.cli_requests import download, get
 from reelserve.cli_status import status
@@ -44,7 +44,7 @@ app = ReadableTyper(help="reelserve: a self-hosted Kling 3.0 compatible video AP
 keys_app = ReadableTyper(help="Create, list and revoke API keys; add credits.",
                          no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-app.add_typer(models_app, name="models")
+app.add_typer(make_app_readable(models_app), name="models")
 app.command("generate", cls=GenerateCommand)(generate)
 app.command("status")(status)
 app.command("get")(get)
@@ -92,6 +92,8 @@ def _worker_models(value: str | None) -> str | None:
     return None if models is None else ",".join(models)
 
 
+
+LISTEN_BACKLOG = 2048  # uvicorn's default
 ENGINES_HELP = ("preview (CPU storyboards, no weights), ltx2 (LTX-2 on a GPU), "
                 "or package.module:factory")
 
@@ -139,12 +141,15 @@ def serve(
     store = _open_store(settings)
     storage = _open_storage(settings)
     server: uvicorn.Server | None = None
+    stop_requested = threading.Event()
 
-    def engine_unavailable() -> None:  # every worker failed to load the engine: stop serving
+    def stop_serving() -> None:
+        stop_requested.set()
         if server is not None:
             server.should_exit = True
 
-    pool = WorkerPool(settings, assignment, on_engine_unavailable=engine_unavailable)
+    # Every worker failed to load the engine: stop serving.
+    pool = WorkerPool(settings, assignment, on_engine_unavailable=stop_serving)
     pool.start()
     try:
         wait_for_engine(pool, store, settings, console)
@@ -152,21 +157,25 @@ def serve(
         pool.stop(timeout_s=settings.shutdown_grace_s + 10)
         sock.close()
         raise
+    # From here a signal stops the server in order. uvicorn also re-raises the signal
+    # that stopped it once it has shut down: with the default handler that would end
+    # this process before the workers are stopped.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: stop_serving())
     _first_key(settings, store)
+    # On SIGTERM uvicorn stops accepting connections and answers the requests in
+    # flight (a /v1 call waits up to the grace period); then the workers stop.
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(settings, store, storage), log_level="warning", log_config=None,
+        access_log=False, backlog=LISTEN_BACKLOG,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s))))
+    server.should_exit = stop_requested.is_set()
+    sock.listen(LISTEN_BACKLOG)  # connections wait for uvicorn from now, none is refused
     pinned = sorted({gpu for gpu in assignment if gpu is not None})
     on_gpus = f" on GPU {','.join(map(str, pinned))}" if pinned else ""
     console.print(f"reelserve {settings.engine} engine, {count} worker(s){on_gpus}, "
                   f"data in {settings.data_dir.resolve()}")
     print(f"Serving on {settings.base_url}", flush=True)
-    # uvicorn re-raises the signal that stopped it once it has shut down; with the
-    # default handler that would end this process before the workers are stopped.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda signum, frame: None)
-    # On SIGTERM uvicorn stops accepting connections and answers the requests in
-    # flight (a /v1 call waits up to the grace period); then the workers stop.
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings, store, storage), log_level="warning", log_config=None,
-        access_log=False, timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s))))
     try:
         server.run(sockets=[sock])
     finally:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+from typer.models import DefaultPlaceholder
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 VALUE_NAMES = {"str": "TEXT", "text": "TEXT", "int": "INTEGER", "integer": "INTEGER",
@@ -80,3 +81,16 @@ class ReadableTyper(typer.Typer):
     def command(self, *args: Any, **kwargs: Any) -> Callable[[Command], Command]:
         kwargs["cls"] = kwargs.get("cls") or ReadableCommand
         return super().command(*args, **kwargs)
+
+
+def make_app_readable(app: typer.Typer) -> typer.Typer:
+    """Give an existing ``typer.Typer`` (one another module built) the readable classes."""
+    if app.info.cls in (None, TyperGroup) or isinstance(app.info.cls, DefaultPlaceholder):
+        app.info.cls = ReadableGroup
+    for command in app.registered_commands:
+        if command.cls in (None, TyperCommand) or isinstance(command.cls, DefaultPlaceholder):
+            command.cls = ReadableCommand
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            make_app_readable(group.typer_instance)
+    return app

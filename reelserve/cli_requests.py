@@ -28,7 +28,7 @@ from reelserve.jobs.states import JobState
 
 RequestId = Annotated[str, typer.Argument(help="The request id generate printed.",
                                           metavar="REQUEST_ID", show_default=False)]
-console = Console()
+console = Console(soft_wrap=True, highlight=False)
 err_console = Console(stderr=True)
 
 

@@ -10,18 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
-from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
 from reelserve.cli_store import DataDir, StoreUrl, existing_store, fail, settings_with
 from reelserve.jobs import JobStore
 from reelserve.settings import Settings
+
+if TYPE_CHECKING:  # prometheus_client is imported late: on import it picks its mode for good
+    from prometheus_client.metrics_core import Metric
 
 STATES = ("QUEUED", "PROCESSING", "COMPLETED", "FAILED")
 console = Console()
@@ -85,6 +86,8 @@ def _print_routing(settings: Settings, store: JobStore) -> None:
 
 
 def _status_from_server(base_url: str) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
     try:
         scraped = httpx.get(f"{base_url}/metrics", timeout=10)
         ready = httpx.get(f"{base_url}/readyz", timeout=10)

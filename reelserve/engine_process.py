@@ -50,9 +50,17 @@ class Done:
     run_s: float
 
 
+# Failed.status of a write to output storage that failed: not the job's fault,
+# so the worker retries the attempt (and shows "storage error", not ``error``).
+STORAGE_FAULT = 503
+
+
 @dataclass(frozen=True)
 class Failed:
-    """A job that cannot succeed: ``status`` is 400 for bad inputs, 500 otherwise."""
+    """A job that cannot succeed: ``status`` is 400 for bad inputs, 500 otherwise.
+
+    ``STORAGE_FAULT`` marks an attempt that failed to write its output instead.
+    """
 
     error: str
     status: int
@@ -113,8 +121,18 @@ def _run(engine: Any, fetcher: ImageFetcher, job: RunJob, conn: Connection,
         return Failed(error.message, 500)
     except Exception as error:  # the engine boundary: any bug becomes a FAILED job
         output.unlink(missing_ok=True)
+        if _writing_output_failed(error, output):
+            return Failed(f"writing {output} failed: {type(error).__name__}: {error}",
+                          STORAGE_FAULT)
         return Failed(f"engine error: {type(error).__name__}: {error}", 500)
     return Done(time.monotonic() - started)
+
+
+def _writing_output_failed(error: Exception, output: Path) -> bool:
+    """An OS error on the output file, or its folder gone: storage, not the engine."""
+    if not isinstance(error, OSError):
+        return False
+    return not output.parent.is_dir() or str(getattr(error, "filename", "")) == str(output)
 
 
 class StopFlag(Protocol):

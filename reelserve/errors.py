@@ -12,17 +12,21 @@ codes and ``{"error": ...}`` bodies in one place::
     │   └── RequestNotFound          unknown or expired request id
     ├── InsufficientCredits     406  price above the key's balance
     ├── Conflict                409  e.g. canceling a request that already ended
+    ├── UnsatisfiableRange      416  a Range header past the end of an output file
     ├── IdempotencyMismatch     422  an Idempotency-Key reused with another body
     ├── JobFailed               422  the request ended FAILED
     ├── RateLimited             429  too many submits for a key
     ├── QueueFull               429  the key has its max-queued jobs waiting
     ├── SyncTimeout             504  a /v1 call passed its deadline
+    ├── StoreTimeout            503  the job store did not answer in time (Retry-After)
     ├── InputError                   an input URL could not be fetched or decoded (job FAILED)
     ├── FetchError                   an outbound URL was refused by the fetch policy or failed
     ├── EngineError                  an engine could not generate (job FAILED)
     │   └── EngineUnavailable        the engine cannot start (missing weights, torch, ...)
     ├── Interrupted                  generation stopped because it was asked to
     ├── StaleAttempt                 a write from an attempt that lost its lease
+    ├── StorageError                 output or input storage failed (the attempt is retried)
+    ├── ChildLimitExceeded           a sandboxed decoder passed its CPU, memory or time limit
     └── StoreUnreadable              the job store cannot be opened (corrupt file, ...)
         ├── StoreTooNew              written by a newer release (schema version)
         └── RedisUnsafe              a Redis that may evict keys (maxmemory-policy)
@@ -86,6 +90,15 @@ class Conflict(ReelserveError):
     """The request cannot apply to the job as it is now (e.g. cancel a finished job)."""
 
 
+class UnsatisfiableRange(ReelserveError):
+    """A Range header that asks for bytes past the end of the file."""
+
+    def __init__(self, http_range: str, size: int) -> None:
+        shown = http_range if len(http_range) <= 64 else http_range[:61] + "..."
+        super().__init__(f"Range: {shown!r} starts past the end of the file ({size} bytes)")
+        self.size = size
+
+
 class IdempotencyMismatch(ReelserveError):
     """An Idempotency-Key reused with a different request body."""
 
@@ -125,6 +138,16 @@ class SyncTimeout(ReelserveError):
             f"poll /v2/requests/{request_id}/status for it"
         )
         self.request_id = request_id
+
+
+class StoreTimeout(ReelserveError):
+    """The job store did not answer within the API's store timeout; try again later."""
+
+    def __init__(self, timeout_s: float, retry_after_s: int) -> None:
+        super().__init__(f"the job store did not answer within {timeout_s:g} s; "
+                         f"retry in {retry_after_s} s")
+        self.timeout_s = timeout_s
+        self.retry_after_s = retry_after_s
 
 
 class InputError(ReelserveError):
@@ -184,3 +207,22 @@ class StoreTooNew(StoreUnreadable):
 
 class RedisUnsafe(StoreUnreadable):
     """A Redis configured so that it may drop jobs, keys or credits on its own."""
+
+
+class StorageError(ReelserveError):
+    """Storage failed to keep or give back a file: an infrastructure fault, retried.
+
+    ``message`` is what a client may see ("storage error"); ``detail`` is for the log.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("storage error")
+        self.detail = detail
+
+
+class ChildLimitExceeded(ReelserveError):
+    """A sandboxed child passed one of its limits, crashed or raised; ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

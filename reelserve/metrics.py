@@ -19,6 +19,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -46,6 +47,14 @@ CREDITS_CAPTURED = Counter("reelserve_credits_captured", "Credits captured from 
 WEBHOOK_DELIVERIES = Counter("reelserve_webhook_deliveries",
                              "Webhook tries by outcome: delivered, retrying or given up",
                              ["outcome"])
+WEBHOOK_IN_FLIGHT = Gauge("reelserve_webhook_in_flight", "Webhook calls under way now",
+                          multiprocess_mode="livesum")
+WEBHOOK_BUSIEST_KEY = Gauge("reelserve_webhook_busiest_key_in_flight",
+                            "Webhook calls under way for the key with the most "
+                            "(at most webhook_key_concurrency)", multiprocess_mode="livemax")
+WEBHOOK_DEFERRED = Counter("reelserve_webhook_deferred",
+                           "Due webhooks left for later without a sender slot: key_busy, "
+                           "host_backoff or senders_full", ["reason"])
 QUEUE_WAIT = Histogram("reelserve_queue_wait_seconds", "Time from submit to a worker's claim",
                        ["engine"], buckets=TIME_BUCKETS)
 RUN_TIME = Histogram("reelserve_run_seconds", "Time an engine took for one job",

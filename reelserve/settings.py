@@ -83,7 +83,19 @@ class Settings:
     ltx2_offload: str = "auto"  # auto, none, model, sequential
     ltx2_vae_tiling: str = "auto"  # auto, on, off
     ltx2_steps: int = 0  # denoising steps; 0 for the model profile's
-    ltx2_long_side: int = 960  # generation width of a 16:9 clip; others keep its area
+    # Width of a 16:9 generation (others keep its area); 0 renders at the output's own
+    # size rounded up to 32 and crops, the true-1080p recipe. Smaller values are for tests
+    # and previews: their frames are scaled up to the output.
+    ltx2_long_side: int = 0
+    # ltx2 engine (docs/engines.md, "Settings"): recipe and speed options.
+    ltx2_profile: str = "two-stage"  # two-stage (1080p recipe) or fast (one stage)
+    ltx2_gpu_memory_gib: float = 0.0  # plan for this much GPU memory; 0 for the free memory
+    ltx2_weights: str = "auto"  # auto, bf16, fp8: weight storage of the transformer
+    ltx2_compile: bool = False  # torch.compile the repeated transformer blocks
+    ltx2_attention: str = "sdpa"  # sdpa, flash, sage (diffusers attention backends)
+    ltx2_cache: str = "off"  # off, first-block: diffusers' first-block cache
+    ltx2_cache_threshold: float = 0.05  # first-block cache: relative change that reruns
+    ltx2_crossfade_ms: int = 20  # audio crossfade at each multi_prompt cut
 
     # store
     # A Redis store without AOF (persistence off or RDB snapshots only) is accepted
@@ -96,6 +108,25 @@ class Settings:
     gpus: str = ""
     # The GPU index this worker was pinned to by `serve`; empty when not pinned.
     worker_gpu: str = ""
+
+    # hardening: per-key bounds on shared work (docs/security.md lists each one)
+    # Webhook sends at once per API server, and at most this many for one key.
+    webhook_concurrency: int = 16
+    webhook_key_concurrency: int = 2
+    # A receiver must accept the connection (and TLS) this fast; webhook_timeout_s
+    # still bounds the whole call.
+    webhook_connect_timeout_s: float = 3.0
+    # After a failed call, a key's destination host rests this long, doubling per
+    # failure up to webhook_host_backoff_max_s; its deliveries wait without a sender slot.
+    webhook_host_backoff_s: float = 5.0
+    webhook_host_backoff_max_s: float = 300.0
+
+    # api
+    # A store call from the API that takes longer than this answers 503 with
+    # Retry-After (the call itself may still finish later); /healthz never waits on it.
+    api_store_timeout_s: float = 5.0
+    # Threads the API lends to store calls that may block (every Redis call, SQLite writes).
+    api_store_threads: int = 32
 
     # scheduling (docs/contract-decisions.md, "Scheduling")
     # The models this worker claims, comma-separated slugs; empty: all its engine runs.

@@ -5,10 +5,16 @@
 staging file, the worker uploads it before the job is marked COMPLETED, and the
 API answers ``/outputs/<key>`` with a redirect to a presigned URL, so the URL it
 handed out stays the same capability URL whichever backend holds the file.
+
+Folders are made again whenever they are needed, so removing one (by hand, by
+a cleanup job) costs the files in it, not every job after. A write that fails
+raises ``StorageError``: the worker retries the attempt like a lost worker, and
+the client reads "storage error", never a path or an exception name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from collections.abc import Iterator
@@ -16,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from reelserve.errors import NotFound, ReelserveError
+from reelserve.errors import NotFound, ReelserveError, StorageError
 from reelserve.settings import Settings
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{20,80}\.mp4$")
@@ -53,7 +59,8 @@ class LocalStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(StorageError):  # made again, or reported, at each write
+            make_folder(root)
 
     new_key = staticmethod(new_key)
 
@@ -61,10 +68,14 @@ class LocalStorage:
         return self.root / check_key(key)
 
     def staging_path(self, key: str) -> Path:
-        return self.path_for(key)
+        path = self.path_for(key)
+        make_folder(path.parent)
+        return path
 
     def publish(self, key: str) -> None:
-        pass  # the engine wrote it in place
+        # The engine wrote it in place; it must still be there (the folder may have gone).
+        if not self.path_for(key).is_file():
+            raise StorageError(f"output {key} vanished from {self.root} before it was published")
 
     def existing_path(self, key: str) -> Path:
         path = self.path_for(key)
@@ -88,6 +99,14 @@ class StorageUnavailable(ReelserveError):
     pass
 
 
+def make_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents) if it is missing; ``StorageError`` if it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError(f"cannot create {folder}: {type(error).__name__}: {error}") from error
+
+
 class S3Storage:
     """Outputs in ``s3://bucket/prefix`` through boto3 (AWS or any S3-compatible server)."""
 
@@ -102,7 +121,8 @@ class S3Storage:
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
         self.staging = staging
-        staging.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(StorageError):
+            make_folder(staging)
         # Presigned links outlive the job's retention a little; S3 caps them at 7 days.
         self.link_ttl_s = int(min(max(link_ttl_s, 60) + 300, 7 * 86400))
         self.client: Any = boto3.client("s3", endpoint_url=endpoint_url or None)
@@ -114,12 +134,19 @@ class S3Storage:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def staging_path(self, key: str) -> Path:
+        make_folder(self.staging)
         return self.staging / check_key(key)
 
     def publish(self, key: str) -> None:
-        path = self.staging_path(key)
-        self.client.upload_file(str(path), self.bucket, self._object(key),
-                                ExtraArgs={"ContentType": "video/mp4"})
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        path = self.staging / check_key(key)
+        try:
+            self.client.upload_file(str(path), self.bucket, self._object(key),
+                                    ExtraArgs={"ContentType": "video/mp4"})
+        except (BotoCoreError, ClientError, OSError) as error:
+            raise StorageError(f"upload of {key} to s3://{self.bucket} failed: "
+                               f"{type(error).__name__}: {error}") from error
         path.unlink(missing_ok=True)
 
     def locate(self, key: str) -> Path | str:

@@ -10,6 +10,16 @@ failed delivery is tried again on a backoff schedule that spans hours
 Signature (https://www.standardwebhooks.com): ``webhook-signature: v1,<base64
 HMAC-SHA256(secret, "<webhook-id>.<webhook-timestamp>.<body>")>``, where the key
 is the base64-decoded part of the key's ``whsec_...`` secret.
+
+Fairness: one key's receiver, however slow, cannot delay another key's webhooks.
+Each send runs as its own task (a pass never waits for a batch to finish); at
+most ``webhook_concurrency`` run at once and at most ``webhook_key_concurrency``
+for one key. A call must connect within ``webhook_connect_timeout_s`` and end
+within ``webhook_timeout_s``. After a failed call the key's destination host
+backs off (``HostBackoff``); its due deliveries, like those of a key at its
+cap, stay leased in the store and come back later, holding no sender slot and
+counting no attempt. A pass scans at most ``MAX_SCAN`` due deliveries, so the
+others' are reached past one key's backlog.
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ import json
 import logging
 import secrets
 import time
+import urllib.parse
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -35,8 +47,13 @@ from reelserve.media.fetch_policy import Deadline, FetchPolicy, parse_allowlist
 from reelserve.settings import Settings
 
 log = logging.getLogger("reelserve.webhooks")
-SEND_LEASE_S = 60.0  # how long one sender holds a delivery while it tries it
+SEND_LEASE_S = 60.0  # how long one sender holds a delivery while it tries (or defers) it
 BATCH = 20
+MAX_SCAN = 200  # due deliveries looked at per pass, past those that must wait
+# Deliveries of a key at its cap wait here (not in a slot) for that key's next free
+# slot, so a burst from one key drains at once instead of one lease at a time.
+WAITING_PER_KEY = 8
+MAX_BACKOFF_ENTRIES = 10_000
 
 
 def new_secret() -> str:
@@ -61,6 +78,32 @@ def backoff_schedule(settings: Settings) -> list[float]:
 Poster = Callable[[str, bytes, dict[str, str]], Awaitable[tuple[str, bool]]]
 
 
+class HostBackoff:
+    """Destinations that failed lately, per (key, host): when each may be called again.
+
+    Keyed by the key too, so one key's failing receiver never rests another key's
+    deliveries to the same host.
+    """
+
+    def __init__(self, base_s: float, max_s: float) -> None:
+        self.base_s, self.max_s = base_s, max_s
+        self._failures: dict[tuple[int, str], tuple[int, float]] = {}
+
+    def resting(self, key_id: int, host: str, now: float) -> bool:
+        entry = self._failures.get((key_id, host))
+        return entry is not None and now < entry[1]
+
+    def failed(self, key_id: int, host: str, now: float) -> None:
+        count = self._failures.get((key_id, host), (0, 0.0))[0] + 1
+        self._failures[(key_id, host)] = (count, now + min(self.max_s,
+                                                           self.base_s * 2 ** (count - 1)))
+        if len(self._failures) > MAX_BACKOFF_ENTRIES:  # forget the ones already rested
+            self._failures = {k: v for k, v in self._failures.items() if v[1] > now}
+
+    def succeeded(self, key_id: int, host: str) -> None:
+        self._failures.pop((key_id, host), None)
+
+
 class WebhookSender:
     def __init__(self, settings: Settings, store: JobStore, base_url: str,
                  poster: Poster | None = None) -> None:
@@ -70,19 +113,106 @@ class WebhookSender:
         self.schedule = backoff_schedule(settings)
         self.policy = FetchPolicy(parse_allowlist(settings.fetch_allow_cidrs))
         self.poster = poster or self._post
+        self.backoff = HostBackoff(settings.webhook_host_backoff_s,
+                                   settings.webhook_host_backoff_max_s)
+        self._in_flight: dict[int, int] = {}  # key id -> sends under way
+        # key id -> (delivery, when it was claimed), waiting for that key's next slot
+        self._waiting: dict[int, deque[tuple[WebhookDelivery, float]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._threads: anyio.CapacityLimiter | None = None
 
     async def run_forever(self, interval_s: float = 0.5) -> None:
-        while True:
-            try:
-                await self.send_due()
-            except Exception:  # the sender must outlive a bad pass (a store hiccup)
-                log.exception("webhook pass failed")
-            await asyncio.sleep(interval_s)
+        try:
+            while True:
+                try:
+                    await self.start_due()
+                except Exception:  # the sender must outlive a bad pass (a store hiccup)
+                    log.exception("webhook pass failed")
+                await asyncio.sleep(interval_s)
+        finally:
+            for task in self._tasks:
+                task.cancel()
 
     async def send_due(self) -> int:
-        due = await anyio.to_thread.run_sync(self.store.claim_due_webhooks, BATCH, SEND_LEASE_S)
-        await asyncio.gather(*(self._deliver(delivery) for delivery in due))
-        return len(due)
+        """Start the due deliveries that may go now and wait for them; how many went."""
+        started = await self.start_due()
+        await self.drain()
+        return started
+
+    async def drain(self) -> None:
+        """Wait for every send under way."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def start_due(self) -> int:
+        """Start a task for each due delivery that may go now; the rest wait, leased.
+
+        Returns at once: the sends run on their own, each freeing its slot as it ends.
+        """
+        started = scanned = 0
+        while scanned < MAX_SCAN and len(self._tasks) < self.settings.webhook_concurrency:
+            due = await anyio.to_thread.run_sync(self.store.claim_due_webhooks, BATCH,
+                                                  SEND_LEASE_S)
+            scanned += len(due)
+            claimed_at = time.monotonic()
+            for delivery in due:
+                if self._may_start(delivery, claimed_at):
+                    self._start(delivery)
+                    started += 1
+            if len(due) < BATCH:
+                break
+        return started
+
+    def _may_start(self, delivery: WebhookDelivery, claimed_at: float) -> bool:
+        """Whether a slot is free for it now; if not, it waits out its lease, unsent."""
+        if len(self._tasks) >= self.settings.webhook_concurrency:
+            reason = "senders_full"
+        elif self._in_flight.get(delivery.key_id, 0) >= self.settings.webhook_key_concurrency:
+            reason = "key_busy"
+            waiting = self._waiting.setdefault(delivery.key_id, deque())
+            if len(waiting) < WAITING_PER_KEY:
+                waiting.append((delivery, claimed_at))
+        elif self.backoff.resting(delivery.key_id, _host(delivery.url), time.monotonic()):
+            reason = "host_backoff"
+        else:
+            return True
+        metrics.WEBHOOK_DEFERRED.labels(reason).inc()
+        return False
+
+    def _start(self, delivery: WebhookDelivery) -> None:
+        self._in_flight[delivery.key_id] = self._in_flight.get(delivery.key_id, 0) + 1
+        task = asyncio.create_task(self._deliver(delivery))
+        self._tasks.add(task)
+        self._show_load()
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._tasks.discard(done)
+            left = self._in_flight.pop(delivery.key_id, 1) - 1
+            if left > 0:
+                self._in_flight[delivery.key_id] = left
+            self._show_load()
+            if not done.cancelled() and done.exception() is not None:
+                log.error("webhook send failed", exc_info=done.exception())
+            self._start_waiting(delivery.key_id)
+
+        task.add_done_callback(finished)
+
+    def _start_waiting(self, key_id: int) -> None:
+        """Start the key's next waiting delivery whose lease still covers a whole call."""
+        waiting = self._waiting.get(key_id)
+        latest_claim = time.monotonic() - (SEND_LEASE_S - self.settings.webhook_timeout_s - 5)
+        while waiting:
+            delivery, claimed_at = waiting.popleft()
+            if claimed_at < latest_claim:
+                continue  # its lease may end mid-call: leave it to the store to hand out
+            if self._may_start(delivery, claimed_at):
+                self._start(delivery)
+            return
+        self._waiting.pop(key_id, None)
+
+    def _show_load(self) -> None:
+        metrics.WEBHOOK_IN_FLIGHT.set(len(self._tasks))
+        metrics.WEBHOOK_BUSIEST_KEY.set(max(self._in_flight.values(), default=0))
 
     async def _deliver(self, delivery: WebhookDelivery) -> None:
         secret = await anyio.to_thread.run_sync(self.store.webhook_secret, delivery.key_id,
@@ -94,6 +224,11 @@ class WebhookSender:
                    "webhook-signature": sign(secret, delivery.id, timestamp, body),
                    "user-agent": "reelserve-webhooks"}
         outcome, delivered = await self.poster(delivery.url, body, headers)
+        host = _host(delivery.url)
+        if delivered:
+            self.backoff.succeeded(delivery.key_id, host)
+        else:
+            self.backoff.failed(delivery.key_id, host, time.monotonic())
         tries = delivery.attempts + 1
         retry_at = None
         if not delivered and tries <= len(self.schedule):
@@ -118,15 +253,27 @@ class WebhookSender:
         return {"type": kind, "timestamp": at, "data": data}
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[str, bool]:
-        return await anyio.to_thread.run_sync(self._post_now, url, body, headers)
+        # Threads of their own: a hanging receiver never holds one the submits need.
+        if self._threads is None:
+            self._threads = anyio.CapacityLimiter(self.settings.webhook_concurrency)
+        return await anyio.to_thread.run_sync(self._post_now, url, body, headers,
+                                              limiter=self._threads)
 
     def _post_now(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[str, bool]:
         deadline = Deadline.after(self.settings.webhook_timeout_s)
         try:
-            with self.policy.request("POST", url, deadline=deadline, headers=headers,
-                                     body=body) as response:
+            with self.policy.request("POST", url, deadline=deadline, headers=headers, body=body,
+                                     connect_timeout_s=self.settings.webhook_connect_timeout_s
+                                     ) as response:
                 response.read(64 * 1024)  # drain a little; the answer's body is not used
                 status = response.status
         except FetchError as error:
             return error.reason[:300], False
         return f"HTTP {status}", 200 <= status < 300
+
+
+def _host(url: str) -> str:
+    try:
+        return (urllib.parse.urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""

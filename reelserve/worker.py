@@ -26,6 +26,7 @@ from collections.abc import Callable
 from reelserve import metrics
 from reelserve.catalog import MODELS
 from reelserve.engine_process import (
+    STORAGE_FAULT,
     Done,
     EngineHandle,
     EngineProcess,
@@ -36,7 +37,7 @@ from reelserve.engine_process import (
     RunJob,
 )
 from reelserve.engines.base import VoiceSample
-from reelserve.errors import EngineUnavailable, StaleAttempt
+from reelserve.errors import EngineUnavailable, StaleAttempt, StorageError
 from reelserve.jobs import ClaimedJob, JobState, JobStore
 from reelserve.logs import job_fields
 from reelserve.settings import Settings
@@ -148,8 +149,13 @@ class Worker:
         fields = job_fields(job.id, job.params.slug, job.attempt, self.engine_name)
         metrics.QUEUE_WAIT.labels(self.engine_name).observe(job.queued_for_s)
         log.info("running", extra=fields)
-        self.engine.send(RunJob(job.id, job.params.to_json(),
-                                str(self.storage.staging_path(output_key)), self._voices(job)))
+        try:
+            output_path = self.storage.staging_path(output_key)
+        except StorageError as error:
+            self._storage_failed(job, output_key, error)
+            return
+        self.engine.send(RunJob(job.id, job.params.to_json(), str(output_path),
+                                self._voices(job)))
         while True:
             event = self.engine.next_event(
                 timeout=min(self.timing.renew_every_s, self.timing.cancel_check_s))
@@ -202,9 +208,10 @@ class Worker:
     def _record(self, job: ClaimedJob, output_key: str, event: Done | Failed) -> None:
         fields = self._fields(job)
         try:
+            if isinstance(event, Failed) and event.status == STORAGE_FAULT:
+                raise StorageError(event.error)
             if isinstance(event, Done):
-                if not self._publish(job, output_key):
-                    return
+                self._publish(output_key)
                 details = {"queue_time_s": round(job.queued_for_s, 3),
                            "run_time_s": round(event.run_s, 3), "engine": self.engine_name,
                            "attempts": job.attempt, "worker": self.worker_id}
@@ -218,22 +225,27 @@ class Worker:
                 reason = "input" if event.status == 400 else "engine"
                 metrics.JOBS_FAILED.labels(job.params.slug, reason).inc()
                 log.warning("failed: %s", event.error, extra=fields)
+        except StorageError as error:
+            self._storage_failed(job, output_key, error)
         except StaleAttempt:
             log.warning("late result refused (the attempt lost its lease)", extra=fields)
             self.storage.delete(output_key)
 
-    def _publish(self, job: ClaimedJob, output_key: str) -> bool:
-        """Move the finished file to its storage; on failure the attempt runs again."""
+    def _publish(self, output_key: str) -> None:
+        """Move the finished file to its storage; ``StorageError`` when that fails."""
         try:
             self.storage.publish(output_key)
+        except StorageError:
+            raise
         except Exception as error:  # storage is outside our control: retry the job
-            reason = f"could not store the output: {type(error).__name__}: {error}"
-            log.error(reason, extra=self._fields(job))
-            with contextlib.suppress(Exception):
-                self.storage.delete(output_key)
-            self._abandon(job, reason, counts=True)
-            return False
-        return True
+            raise StorageError(f"{type(error).__name__}: {error}") from error
+
+    def _storage_failed(self, job: ClaimedJob, output_key: str, error: StorageError) -> None:
+        """An infrastructure fault: the attempt runs again, the client reads "storage error"."""
+        log.error("storage error: %s", error.detail, extra=self._fields(job))
+        with contextlib.suppress(Exception):
+            self.storage.delete(output_key)
+        self._abandon(job, error.message, counts=True)
 
     def _child_died(self, job: ClaimedJob, output_key: str) -> None:
         reason = f"engine process died (exit code {self.engine.exit_code})"

@@ -397,3 +397,28 @@ def test_allowlist_parsing() -> None:
         ipaddress.ip_network("127.0.0.1/32"))
     with pytest.raises(ValueError):
         parse_allowlist("10.0.0.0/33")
+
+
+def test_a_connect_deadline_bounds_a_destination_that_never_accepts(net: TestNetwork) -> None:
+    # A listener whose backlog is full: the kernel drops further SYNs, so connect hangs.
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.2)
+    try:
+        started = time.monotonic()
+        with pytest.raises(FetchError, match=r"no connection within 0.3 s|took longer"), \
+                net.policy("127.0.0.1/32").request(
+                    "POST", f"http://127.0.0.1:{port}/hook", deadline=Deadline.after(10),
+                    connect_timeout_s=0.3):
+            pass
+        assert time.monotonic() - started < 3.0
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()

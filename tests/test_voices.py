@@ -5,11 +5,18 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
+
+from reelserve.errors import ChildLimitExceeded, InvalidParameter
+from reelserve.media.sandbox import ChildLimits, run_limited
+from reelserve.media.voices import decode_voice, decode_voice_here, estimate_pitch_hz
 
 from conftest import T2V, Service
 
@@ -89,3 +96,70 @@ def test_unknown_voice_ids_are_400(shared_service: Service) -> None:
     assert response.status_code == 400
     assert "voice_ids[0]" in response.json()["error"]
     assert "kling-create-voice" in response.json()["error"]
+
+
+def tiny_packet_sample(packets: int) -> bytes:
+    """Matroska holding ``packets`` PCM packets of one sample each: the costly shape."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="matroska") as container:
+        stream = container.add_stream("pcm_s16le", rate=RATE)
+        stream.layout = "mono"
+        for index in range(packets):
+            frame = av.AudioFrame.from_ndarray(
+                np.array([[int(3000 * np.sin(index / 9))]], dtype=np.int16),
+                format="s16", layout="mono")
+            frame.sample_rate = RATE
+            frame.pts = index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+def test_decoding_many_tiny_packets_costs_time_linear_in_their_count() -> None:
+    # The work is counted as this process's CPU time, a sample 4 times longer
+    # may cost at most 8 times more: a decoder that re-reads what it kept
+    # (quadratic) costs 16 times more and more.
+    small, large = tiny_packet_sample(4_000), tiny_packet_sample(16_000)
+    costs = []
+    for data in (small, large):
+        started = time.process_time()
+        pcm = decode_voice_here(data)
+        costs.append(time.process_time() - started)
+        assert isinstance(pcm, bytes)
+    assert len(decode_voice_here(large)) == 2 * 16_000  # type: ignore[arg-type]
+    assert costs[1] <= 8 * max(costs[0], 0.01), costs
+
+
+def test_a_sample_is_decoded_in_a_limited_child_not_in_the_caller() -> None:
+    pcm = decode_voice("voice_url", speech_like(150, 4))
+    assert len(pcm) == pytest.approx(4 * RATE, abs=RATE * 0.05)
+    # A child that passes its CPU limit is killed; the caller gets a 400 naming the field.
+    with pytest.raises(InvalidParameter, match=r"voice_url: could not be decoded within "
+                                               r"the limits \(used more than 1 s of CPU\)"):
+        run_voice_in(spin_forever, ChildLimits(cpu_s=1, memory_bytes=2**28, wall_s=30))
+    with pytest.raises(ChildLimitExceeded, match=r"took longer than 0.5 s"):
+        run_limited(time.sleep, (30,), ChildLimits(cpu_s=5, memory_bytes=2**28, wall_s=0.5))
+    with pytest.raises(ChildLimitExceeded, match=r"needed more than 256 MB of memory"):
+        run_limited(bytearray, (2**30,), ChildLimits(cpu_s=5, memory_bytes=2**28, wall_s=30))
+
+
+def spin_forever(_: bytes) -> bytes:
+    while True:
+        pass
+
+
+def run_voice_in(function: Callable[[bytes], bytes], limits: ChildLimits) -> None:
+    try:
+        run_limited(function, (b"",), limits)
+    except ChildLimitExceeded as error:
+        raise InvalidParameter("voice_url", f"could not be decoded within the limits "
+                               f"({error.reason})") from error
+
+
+def test_pitch_is_measured_from_the_decoded_pcm() -> None:
+    pcm = decode_voice("voice_url", speech_like(220, 3.5))
+    assert estimate_pitch_hz(pcm) == pytest.approx(220, rel=0.05)
+    assert estimate_pitch_hz(np.zeros(RATE * 4, np.int16)) is None
+    assert estimate_pitch_hz(np.zeros(10, np.int16)) is None

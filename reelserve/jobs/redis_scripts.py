@@ -148,6 +148,10 @@ end
 # A job's fair tag: max(vtime, key's last tag) + 1 / weight (jobs/sqlite_fair.py).
 SUBMIT = COMMON + """
 local t = now()
+local function live(id)  -- an expired job awaiting the sweep is gone for its client
+  local found, expires = unpack(redis.call('HMGET', P .. ':job:' .. id, 'id', 'expires_at'))
+  return found and (not expires or expires == '' or tonumber(expires) > t)
+end
 local out = {}
 local vtime = tonumber(redis.call('GET', P .. ':vtime') or '0')
 for i = 2, #ARGV, 9 do
@@ -164,7 +168,7 @@ for i = 2, #ARGV, 9 do
   if idem_key ~= '' then earlier = redis.call('HMGET', idem, 'digest', 'job_id') end
   if earlier and earlier[1] and earlier[1] ~= digest then
     table.insert(out, {2, balance, ''})
-  elseif earlier and earlier[2] and redis.call('EXISTS', P .. ':job:' .. earlier[2]) == 1 then
+  elseif earlier and earlier[2] and live(earlier[2]) then
     table.insert(out, {3, balance, earlier[2]})
   elseif redis.call('EXISTS', P .. ':job:' .. id) == 1 then
     -- the same submit again: a client retry after a lost reply; hold nothing twice

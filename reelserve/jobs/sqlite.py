@@ -203,6 +203,7 @@ class SqliteJobStore:
 
     def _submit(self, db: sqlite3.Connection, order: JobOrder,
                 now: float) -> Submitted | Refusal:
+        job_id = self._ids()  # one per order, refused or not, as on Redis
         key = db.execute("SELECT id, balance, weight, last_tag, max_queued FROM keys"
                          " WHERE id = ?", (order.key_id,)).fetchone()
         balance = int(key["balance"])
@@ -223,7 +224,7 @@ class SqliteJobStore:
         if balance < order.price:
             return InsufficientCredits(order.price / 1000, balance / 1000)
         tag = fair.next_tag(db, key, order)
-        job = Job(id=self._ids(), key_id=order.key_id, params=order.params,
+        job = Job(id=job_id, key_id=order.key_id, params=order.params,
                   state=JobState.QUEUED, price=order.price, hold="held", attempt=0,
                   created_at=now, webhook_url=order.webhook_url)
         db.execute("UPDATE keys SET balance = balance - ? WHERE id = ?",
@@ -285,9 +286,9 @@ class SqliteJobStore:
 
     def queue_stats(self) -> QueueStats:
         db = self._conn()
+        # Every job the store still keeps, as on Redis: an expired one until the sweep.
         by_state = {row["state"]: int(row["n"]) for row in db.execute(
-            "SELECT state, COUNT(*) AS n FROM jobs WHERE expires_at IS NULL OR expires_at > ?"
-            " GROUP BY state", (self.now(),))}
+            "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")}
         oldest = db.execute(
             "SELECT created_at FROM jobs WHERE state = 'QUEUED' ORDER BY seq LIMIT 1").fetchone()
         age = 0.0 if oldest is None else max(0.0, self.now() - float(oldest["created_at"]))
@@ -484,7 +485,7 @@ class SqliteJobStore:
         with self._write() as db:
             rows = db.execute(
                 "SELECT id, job_id, key_id, url, event, attempts FROM webhooks"
-                " WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?",
+                " WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?",
                 (now, limit)).fetchall()
             for row in rows:  # no other API server sends it while this one tries
                 db.execute("UPDATE webhooks SET next_at = ? WHERE id = ?",

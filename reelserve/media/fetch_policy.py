@@ -163,11 +163,15 @@ class FetchPolicy:
 
     @contextlib.contextmanager
     def request(self, method: str, url: str, *, deadline: Deadline,
-                headers: Mapping[str, str] | None = None,
-                body: bytes | None = None) -> Iterator[http.client.HTTPResponse]:
-        """One checked request, no redirects followed; the response is open inside."""
+                headers: Mapping[str, str] | None = None, body: bytes | None = None,
+                connect_timeout_s: float | None = None) -> Iterator[http.client.HTTPResponse]:
+        """One checked request, no redirects followed; the response is open inside.
+
+        ``connect_timeout_s`` bounds the TCP connect (and TLS handshake) on its own,
+        inside ``deadline``.
+        """
         target = self.target(url, deadline)
-        connection = self._connect(target, deadline)
+        connection = self._connect(target, deadline, connect_timeout_s)
         try:
             with _watchdog(connection.sock, deadline):
                 try:
@@ -217,14 +221,20 @@ class FetchPolicy:
         finally:
             pool.shutdown(wait=False)
 
-    def _connect(self, target: Target, deadline: Deadline) -> http.client.HTTPConnection:
+    def _connect(self, target: Target, deadline: Deadline,
+                 connect_timeout_s: float | None = None) -> http.client.HTTPConnection:
         last: OSError | None = None
         for address in target.addresses:
             if deadline.passed:
                 break
-            connection = _pinned_connection(self, target, address, deadline.remaining())
+            timeout = deadline.remaining()
+            if connect_timeout_s is not None:
+                timeout = min(timeout, connect_timeout_s)
+            connection = _pinned_connection(self, target, address, timeout)
             try:
                 connection.connect()
+                if connection.sock is not None:  # the rest of the call has the whole deadline
+                    connection.sock.settimeout(max(deadline.remaining(), 0.001))
             except OSError as error:
                 connection.close()
                 last = error
@@ -232,6 +242,9 @@ class FetchPolicy:
             return connection
         if last is None or deadline.passed:
             raise deadline.error(target.url)
+        if isinstance(last, TimeoutError) and connect_timeout_s is not None:
+            raise FetchError(target.url, f"could not be fetched: no connection within "
+                             f"{connect_timeout_s:g} s")
         raise FetchError(target.url, f"could not be fetched: {last}")
 
 

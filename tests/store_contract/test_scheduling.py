@@ -14,7 +14,7 @@ import pytest
 from reelserve.catalog import get_model, parse_submit
 from reelserve.catalog.models import IMAGE2VIDEO, TEXT2VIDEO
 from reelserve.errors import InvalidParameter, NotFound, QueueFull
-from reelserve.fleet import FleetView, unserved_queued, waiting_reason
+from reelserve.fleet import live_workers, unserved_queued, waiting_reason
 from reelserve.jobs import ApiKey, Job, JobOrder, JobStore
 from reelserve.keys import issue_key
 
@@ -179,10 +179,9 @@ def test_heartbeat_worker_models_tell_what_a_queued_job_waits_for(store: JobStor
     store.heartbeat_worker("i2v-only", "fixture", None, (IMAGE2VIDEO,))
     [record] = store.list_workers()
     assert record.models == (IMAGE2VIDEO,) and not record.serves(TEXT2VIDEO)
-    fleet = FleetView(store, stale_s=30)
-    assert fleet.waiting_for(TEXT2VIDEO) == waiting_reason(TEXT2VIDEO) \
-        == f"a worker for {TEXT2VIDEO}"
-    assert fleet.waiting_for(IMAGE2VIDEO) is None
+    live = live_workers(store.list_workers(), store.now(), stale_s=30)
+    assert [worker.id for worker in live] == ["i2v-only"]
+    assert waiting_reason(TEXT2VIDEO) == f"a worker for {TEXT2VIDEO}"
     assert unserved_queued(store, stale_s=30) == {TEXT2VIDEO: 2}
     store.heartbeat_worker("any", "fixture", None, None)
     assert unserved_queued(store, stale_s=30) == {}

@@ -5,7 +5,8 @@ Layers are stored premultiplied (colour already scaled by alpha), so "over" is
 OpenCV runs with SIMD, instead of float blends over every pixel. Linear warps
 of premultiplied colour also keep soft edges free of dark fringes. A layer that
 covers only the lower part of its canvas (ridges, fields, the ground) is warped
-and blended only over the rows of the view it can reach.
+and blended only over the rows of the view it can reach, and not at all below
+the row where a nearer layer becomes solid (it would be painted over there).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class PreparedLayer:
     nearness: float
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 of alpha > 0, canvas pixels
     opaque: bool
+    solid_from: int | None  # the canvas row from which every row down is fully opaque
 
 
 def prepare(layer: Layer) -> PreparedLayer:
@@ -44,13 +46,21 @@ def prepare(layer: Layer) -> PreparedLayer:
     alpha3 = cv2.cvtColor(alpha, cv2.COLOR_GRAY2RGB)
     premultiplied[..., :3] = cv2.multiply(rgba[..., :3].copy(), alpha3, scale=INV_255)
     premultiplied[..., 3] = alpha
+    see_through = np.flatnonzero(alpha.min(axis=1) < 255)
+    if see_through.size == 0:
+        solid_from: int | None = 0
+    elif see_through[-1] + 1 < alpha.shape[0]:
+        solid_from = int(see_through[-1]) + 1
+    else:
+        solid_from = None
     rows = np.flatnonzero(alpha.any(axis=1))
     cols = np.flatnonzero(alpha.any(axis=0))
     if rows.size == 0:
         box = (0.0, 0.0, 0.0, 0.0)
     else:
         box = (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
-    return PreparedLayer(premultiplied, layer.nearness, box, bool(alpha.min() == 255))
+    return PreparedLayer(premultiplied, layer.nearness, box, bool(alpha.min() == 255),
+                         solid_from)
 
 
 class Compositor:
@@ -70,16 +80,28 @@ class Compositor:
         """A fresh (h, w, 3) uint8 frame of every layer seen from ``pose``."""
         w, h = self.view_size
         out = np.zeros((h, w, 3), np.uint8)
-        for layer in self.layers:
-            matrix = layer_matrix(pose, layer.nearness, self.canvas_size, self.view_size)
+        matrices = [layer_matrix(pose, layer.nearness, self.canvas_size, self.view_size)
+                    for layer in self.layers]
+        hidden_below = h  # rows from here down are covered by a solid nearer layer
+        bands = []
+        for layer, matrix in zip(reversed(self.layers), reversed(matrices), strict=True):
             top, bottom = self._rows_reached(layer, matrix)
-            if bottom <= top:
-                continue
-            if layer.opaque and (top, bottom) == (0, h):
-                self._warp_opaque(layer, matrix, out)
-            else:
-                self._blend(layer, matrix, out, top, bottom)
+            bands.append((top, min(bottom, hidden_below)))
+            hidden_below = min(hidden_below, self._solid_below(layer, matrix))
+        for layer, matrix, (top, bottom) in zip(self.layers, matrices, reversed(bands),
+                                                strict=True):
+            if bottom > top:
+                self._draw(layer, matrix, out, top, bottom)
         return out
+
+    def _solid_below(self, layer: PreparedLayer, matrix: Matrix) -> int:
+        """The first view row from which ``layer`` covers everything below."""
+        if layer.solid_from is None:
+            return self.view_size[1]
+        # Both ends of the canvas row where the solid part starts; +1 for the filter.
+        ends = np.array([[0.0, layer.solid_from, 1.0], [self.canvas_size[0], layer.solid_from,
+                                                          1.0]])
+        return max(0, int(np.ceil((ends @ matrix[1]).max())) + 1)
 
     def _rows_reached(self, layer: PreparedLayer, matrix: Matrix) -> tuple[int, int]:
         x0, y0, x1, y1 = layer.box
@@ -91,22 +113,21 @@ class Compositor:
         bottom = h if y1 >= self.canvas_size[1] else min(h, int(np.ceil(ys.max())) + EDGE)
         return top, bottom
 
-    def _warp_opaque(self, layer: PreparedLayer, matrix: Matrix, out: Rgb) -> None:
-        warped = cv2.warpAffine(layer.premultiplied, matrix, self.view_size,
-                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB, dst=out)
-
-    def _blend(self, layer: PreparedLayer, matrix: Matrix, out: Rgb, top: int,
-               bottom: int) -> None:
+    def _draw(self, layer: PreparedLayer, matrix: Matrix, out: Rgb, top: int,
+              bottom: int) -> None:
+        """Warp ``layer`` over view rows ``top:bottom`` and lay it over ``out`` there."""
         shifted = matrix.copy()
         shifted[1, 2] -= top
         band = (self.view_size[0], bottom - top)
         warped = cv2.warpAffine(layer.premultiplied, shifted, band, flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
+        rows = out[top:bottom]
+        if layer.opaque:
+            cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB, dst=rows)
+            return
         inverse, colour = self._inverse[:bottom - top], self._colour[:bottom - top]
         cv2.mixChannels([warped], [inverse], [3, 0, 3, 1, 3, 2])
         cv2.bitwise_not(inverse, dst=inverse)
         cv2.mixChannels([warped], [colour], [0, 0, 1, 1, 2, 2])
-        rows = out[top:bottom]
         cv2.multiply(rows, inverse, dst=rows, scale=INV_255)
         cv2.add(rows, colour, dst=rows)
