@@ -78,13 +78,13 @@ class SqliteJobStore:
         # Threads of one process take turns for the write lock here: waiting on a
         # mutex wakes at once, while SQLite's busy handler sleeps in growing steps.
         self._write_turn = threading.Lock()
+        self._wakeup = LocalWakeup(path.with_name(path.name + ".wake"))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             migrate(self._conn(), path)
         except (sqlite3.DatabaseError, OSError) as error:
             self.close()
             raise StoreUnreadable(f"the job store {path} cannot be opened: {error}") from error
-        self._wakeup = LocalWakeup(path.with_name(path.name + ".wake"))
 
     # -- plumbing -------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
