@@ -181,7 +181,7 @@ for i = 2, #ARGV, 9 do
     redis.call('HINCRBY', key, 'balance', -price)
     local seq = redis.call('INCR', P .. ':jobs:seq')
     local tag = math.max(vtime, tonumber(last_tag) or 0) + 1 / (tonumber(weight) or 1)
-    redis.call('HSET', key, 'last_tag', tag)
+    redis.call('HSET', key, 'last_tag', string.format('%.17g', tag))
     if sync == '1' then  -- just ahead of the key's first queued job, if it has one
       local first = redis.call('ZRANGE', P .. ':kq:' .. key_id, 0, 0, 'WITHSCORES')
       if #first > 0 and tonumber(first[2]) <= tag then tag = tonumber(first[2]) - 0.000001 end
@@ -190,7 +190,7 @@ for i = 2, #ARGV, 9 do
     redis.call('HSET', job, 'id', id, 'key_id', key_id, 'params', params,
                'state', 'QUEUED', 'price', price, 'hold', 'held', 'attempt', 0, 'handed_back', 0,
                'progress', 0, 'created_at', t, 'seq', seq, 'webhook_url', webhook,
-               'canceled', 0, 'slug', slug, 'tag', tostring(tag))
+               'canceled', 0, 'slug', slug, 'tag', string.format('%.17g', tag))
     enqueue(id, job)
     redis.call('ZADD', P .. ':keyjobs:' .. key_id, seq, id)
     redis.call('HSETNX', P .. ':ledger:' .. id, 'hold', price)
@@ -247,7 +247,7 @@ guard(redis.call('HGET', job, 'state'), 'PROCESSING')
 dequeue(id, job)
 local tag = tonumber(redis.call('HGET', job, 'tag') or '0')
 if tag > tonumber(redis.call('GET', P .. ':vtime') or '0') then
-  redis.call('SET', P .. ':vtime', tostring(tag))
+  redis.call('SET', P .. ':vtime', string.format('%.17g', tag))
 end
 local attempt = redis.call('HINCRBY', job, 'attempt', 1)
 local lease = t + tonumber(ARGV[3])
