@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from reelserve.cli_store import settings_with
 from reelserve.errors import ReelserveError
 from reelserve.model_store import (
     MODEL_NAMES,
@@ -19,7 +20,6 @@ from reelserve.model_store import (
     pull,
     variant_for,
 )
-from reelserve.settings import settings_from_env
 
 models_app = typer.Typer(help="Download model weights (huggingface_hub) and list them.",
                          no_args_is_help=True)
@@ -40,7 +40,7 @@ def models_pull(
     data_dir: DataDir = None,
 ) -> None:
     """Download exactly the diffusers components MODEL uses, at a pinned commit."""
-    settings = settings_from_env().with_overrides(data_dir=data_dir)
+    settings = settings_with(data_dir=data_dir)
     try:
         chosen = variant_for(model, variant)
         where = target or models_dir(settings) / chosen.name
@@ -63,7 +63,7 @@ def models_pull(
 @models_app.command("list")
 def models_list(data_dir: DataDir = None) -> None:
     """Model directories under DATA_DIR/models (and REELSERVE_MODEL_PATH)."""
-    settings = settings_from_env().with_overrides(data_dir=data_dir)
+    settings = settings_with(data_dir=data_dir)
     found = list_installed(settings)
     if not found:
         console.print(f"No models in {models_dir(settings)}; "

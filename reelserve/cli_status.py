@@ -23,6 +23,7 @@ from reelserve.settings import Settings
 
 if TYPE_CHECKING:  # prometheus_client is imported late: on import it picks its mode for good
     from prometheus_client.metrics_core import Metric
+    from prometheus_client.samples import Sample
 
 STATES = ("QUEUED", "PROCESSING", "COMPLETED", "FAILED")
 console = Console()
@@ -62,7 +63,7 @@ def _status_from_store(settings: Settings, store: JobStore) -> None:
     now = store.now()
     console.print(f"queue: {stats.depth} job(s) waiting, oldest {stats.oldest_age_s:.1f} s")
     _print_states(stats.by_state)
-    gpus = worker_gpus(_local_families(settings.metrics_dir))
+    gpus = gpus_by_worker(_local_families(settings.metrics_dir))
     workers = Table("worker", "engine", "gpu", "job", "last heartbeat", "state")
     for record in store.list_workers():
         age = now - record.last_seen
@@ -110,7 +111,7 @@ def _status_from_server(base_url: str) -> None:
     for sample in waiting.samples if waiting else []:
         console.print(f"waiting: {sample.value:.0f} queued job(s) for a worker for "
                       f"{sample.labels['model']}")
-    gpus = worker_gpus(families.values())
+    gpus = gpus_by_worker(families.values())
     if gpus:
         table = Table("worker", "gpu")
         for worker, gpu in sorted(gpus.items()):
@@ -139,23 +140,15 @@ def _local_families(metrics_dir: Path) -> list[Metric]:
     return list(collector.collect())  # type: ignore[no-untyped-call]
 
 
-def worker_gpus(families: Iterable[Metric]) -> dict[str, WorkerGpu]:
+def gpus_by_worker(families: Iterable[Metric]) -> dict[str, WorkerGpu]:
     """Each pinned worker's GPU and memory, from the ``reelserve_worker_gpu*`` gauges."""
-    pinned: dict[str, str] = {}
-    used: dict[str, float] = {}
-    total: dict[str, float] = {}
+    values: dict[str, dict[str, Sample]] = {}
     for family in families:
-        target = {"reelserve_worker_gpu": None,
-                  "reelserve_worker_gpu_memory_used_bytes": used,
-                  "reelserve_worker_gpu_memory_total_bytes": total}
-        if family.name not in target:
-            continue
         for sample in family.samples:
-            worker = sample.labels.get("worker", "")
-            values = target[family.name]
-            if values is None:
-                pinned[worker] = sample.labels.get("gpu", "?")
-            else:
-                values[worker] = sample.value
-    return {worker: WorkerGpu(gpu, used.get(worker), total.get(worker))
-            for worker, gpu in pinned.items()}
+            values.setdefault(sample.name, {})[sample.labels.get("worker", "")] = sample
+    used = values.get("reelserve_worker_gpu_memory_used_bytes", {})
+    total = values.get("reelserve_worker_gpu_memory_total_bytes", {})
+    return {worker: WorkerGpu(sample.labels.get("gpu", "?"),
+                              used[worker].value if worker in used else None,
+                              total[worker].value if worker in total else None)
+            for worker, sample in values.get("reelserve_worker_gpu", {}).items()}

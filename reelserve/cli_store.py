@@ -25,7 +25,11 @@ err_console = Console(stderr=True)
 
 
 def settings_with(**overrides: object) -> Settings:
-    return settings_from_env().with_overrides(**overrides)
+    """The environment's settings with the command line's on top; a bad value exits 1."""
+    try:
+        return settings_from_env().with_overrides(**overrides)
+    except ReelserveError as error:
+        fail(error.message)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

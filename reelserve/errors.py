@@ -5,6 +5,7 @@ codes and ``{"error": ...}`` bodies in one place::
 
     ReelserveError
     ├── InvalidParameter        400  a request field breaks a rule
+    ├── InvalidSetting               a REELSERVE_* setting that makes no sense (at start)
     ├── Unauthorized            401  missing, unknown or revoked API key
     ├── Forbidden               403  the key may not use this model
     ├── NotFound                404
@@ -49,6 +50,15 @@ class InvalidParameter(ReelserveError):
     def __init__(self, field: str, rule: str) -> None:
         super().__init__(f"{field}: {rule}" if field else rule)
         self.field = field
+        self.rule = rule
+
+
+class InvalidSetting(ReelserveError):
+    """A ``REELSERVE_*`` setting (or its CLI option) with a value that makes no sense."""
+
+    def __init__(self, variable: str, rule: str) -> None:
+        super().__init__(f"{variable}: {rule}")
+        self.variable = variable
         self.rule = rule
 
 

@@ -35,7 +35,7 @@ from reelserve.errors import StoreTimeout
 from reelserve.jobs import ApiKey, Job, JobOrder, JobState, JobStore, Refusal, Submitted
 from reelserve.jobs.records import SweepReport, Voice, WorkerRecord
 from reelserve.jobs.sqlite import SqliteJobStore
-from reelserve.ratelimit import LocalRateLimiter, RateLimiter
+from reelserve.ratelimit import LocalRateLimiter, RateLimiter, SharedRateLimiter
 
 T = TypeVar("T")
 
@@ -59,6 +59,8 @@ class AsyncStore:
         self._limiter = limiter
         self._inline_reads = isinstance(store, SqliteJobStore)
         self._inline_limiter = isinstance(limiter, LocalRateLimiter)
+        self._limit_off = isinstance(limiter, LocalRateLimiter | SharedRateLimiter) \
+            and limiter.limit <= 0
         self._threads = anyio.CapacityLimiter(threads)
         self.timeout_s = timeout_s
         self.retry_after_s = max(1, math.ceil(timeout_s))
@@ -85,6 +87,8 @@ class AsyncStore:
 
     async def count_submit(self, key_id: int) -> None:
         """Count one submit against the key's rate limit (shared ones live in Redis)."""
+        if self._limit_off:
+            return  # no thread hop (and on Redis no round trip) for a limit that is off
         if self._inline_limiter:
             self._limiter.hit(key_id)
         else:
