@@ -82,6 +82,17 @@ def _models(value: str | None) -> tuple[str, ...] | None:
     return models
 
 
+WorkerModels = Annotated[str | None, typer.Option(
+    "--models", help="Comma-separated slugs the worker(s) claim; all if absent "
+    "(REELSERVE_WORKER_MODELS).", show_default=False)]
+
+
+def _worker_models(value: str | None) -> str | None:
+    models = _models(value)
+    return None if models is None else ",".join(models)
+
+
+
 LISTEN_BACKLOG = 2048  # uvicorn's default
 ENGINES_HELP = ("preview (CPU storyboards, no weights), ltx2 (LTX-2 on a GPU), "
                 "or package.module:factory")
@@ -108,6 +119,7 @@ def serve(
     model_path: Annotated[str | None, typer.Option(
         help="Model directory for the ltx2 engine.  \\[default: the first one pulled]",
         show_default=False)] = None,
+    worker_models: WorkerModels = None,
 ) -> None:
     """Start the API and its worker processes; print the base URL.
 
@@ -116,7 +128,8 @@ def serve(
     """
     settings = _settings(host=host, port=port, data_dir=data_dir, store=store_url,
                          workers=workers, engine=engine, retention_s=retention,
-                         model_path=model_path, gpus=gpus)
+                         model_path=model_path, gpus=gpus,
+                         worker_models=_worker_models(worker_models))
     explicit_workers = workers is not None or settings.workers != Settings.workers
     count, assignment = _worker_gpus(settings, settings.workers if explicit_workers else None)
     sock = listen_socket(settings.host, settings.port)  # first: a port in use changes nothing
@@ -193,13 +206,15 @@ def _first_key(settings: Settings, store: JobStore) -> None:
 
 @app.command()
 def worker(data_dir: DataDir = None, store_url: StoreUrl = None,
-           engine: Annotated[str | None, typer.Option(help="Engine name.")] = None) -> None:
+           engine: Annotated[str | None, typer.Option(help="Engine name.")] = None,
+           models: WorkerModels = None) -> None:
     """Run one worker process against the store in DATA_DIR.
 
     SIGTERM or Ctrl-C: stop claiming, let the job in flight finish within the
     grace period (REELSERVE_SHUTDOWN_GRACE_S), then hand it back to the queue.
     """
-    settings = _settings(data_dir=data_dir, store=store_url, engine=engine)
+    settings = _settings(data_dir=data_dir, store=store_url, engine=engine,
+                         worker_models=_worker_models(models))
     use_metrics_dir(settings.metrics_dir, fresh=False)  # before anything imports metrics
     configure_logging()
     from reelserve.worker import Worker
@@ -225,6 +240,17 @@ def worker(data_dir: DataDir = None, store_url: StoreUrl = None,
         _fail(error.message, EXIT_ENGINE_UNAVAILABLE)
 
 
+Weight = Annotated[float | None, typer.Option(
+    min=0.01, help="Dispatch share against other keys with work waiting.  \\[default: 1]",
+    show_default=False)]
+MaxConcurrent = Annotated[int | None, typer.Option(
+    min=0, help="Most jobs running at once, across all workers; 0 for no cap.",
+    show_default=False)]
+MaxQueued = Annotated[int | None, typer.Option(
+    min=0, help="Most jobs waiting; a submit past it gets 429. 0 for no cap.",
+    show_default=False)]
+
+
 @keys_app.command("create")
 def keys_create(
     credits: Annotated[float | None, typer.Option(help="Starting credits.")] = None,
@@ -232,12 +258,18 @@ def keys_create(
                       typer.Option(help="Comma-separated slugs; all if absent.")] = None,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
     data_dir: DataDir = None,
+    weight: Weight = None,
+    max_concurrent: MaxConcurrent = None,
+    max_queued: MaxQueued = None,
 ) -> None:
     """Create a key; the key itself is printed alone on the last line."""
     settings = _settings(data_dir=data_dir)
     amount = settings.starting_credits if credits is None else credits
-    issued = issue_key(_open_store(settings), credits=round(amount * 1000),
-                       models=_models(models), name=name)
+    store = _open_store(settings)
+    issued = issue_key(store, credits=round(amount * 1000), models=_models(models), name=name)
+    if (weight, max_concurrent, max_queued) != (None, None, None):
+        store.set_key_limits(issued.record.prefix, weight=weight,
+                             max_concurrent=max_concurrent, max_queued=max_queued)
     console.print(f"Created key {issued.record.prefix}… with {amount:g} credits. "
                   "It is shown once:")
     print(issued.secret, flush=True)
@@ -245,13 +277,30 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(data_dir: DataDir = None) -> None:
-    """List keys (prefix, credits, models, state)."""
+    """List keys (prefix, credits, models, state), then their weights and caps."""
     table = Table("prefix", "name", "credits", "models", "state")
+    limits = Table("prefix", "weight", "max concurrent", "max queued", title="scheduling")
     for key in existing_store(_settings(data_dir=data_dir)).list_keys():
         table.add_row(key.prefix, key.name, f"{key.balance / 1000:.3f}",
                       ",".join(key.models) if key.models else "all",
                       "revoked" if key.revoked else "active")
+        limits.add_row(key.prefix, f"{key.weight:g}", str(key.max_concurrent or "no cap"),
+                       str(key.max_queued or "no cap"))
     console.print(table)
+    console.print(limits)
+
+
+@keys_app.command("set")
+def keys_set(key_prefix: str, weight: Weight = None, max_concurrent: MaxConcurrent = None,
+             max_queued: MaxQueued = None, data_dir: DataDir = None) -> None:
+    """Change the scheduling weight and caps of the key that starts with KEY_PREFIX."""
+    try:
+        key = existing_store(_settings(data_dir=data_dir)).set_key_limits(
+            key_prefix, weight=weight, max_concurrent=max_concurrent, max_queued=max_queued)
+    except ReelserveError as error:
+        _fail(error.message)
+    console.print(f"{key.prefix}… weight {key.weight:g}, max concurrent "
+                  f"{key.max_concurrent or 'no cap'}, max queued {key.max_queued or 'no cap'}")
 
 
 @keys_app.command("revoke")

@@ -72,6 +72,18 @@ def _status_from_store(settings: Settings, store: JobStore) -> None:
         workers.add_row(record.id, record.engine, gpu.describe() if gpu else "-",
                         record.job_id or "idle", f"{age:.1f} s ago", fresh)
     console.print(workers if workers.row_count else "workers: none has sent a heartbeat")
+    _print_routing(settings, store)
+
+
+def _print_routing(settings: Settings, store: JobStore) -> None:
+    """Workers pinned to models, and queued jobs that no live worker claims."""
+    from reelserve.fleet import unserved_queued, waiting_reason
+
+    for record in store.list_workers():
+        if record.models is not None:
+            console.print(f"{record.id} claims only {', '.join(record.models)}")
+    for slug, count in sorted(unserved_queued(store, settings.worker_stale_s).items()):
+        console.print(f"waiting: {count} queued job(s) for {waiting_reason(slug)}")
 
 
 def _status_from_server(base_url: str) -> None:
@@ -95,6 +107,10 @@ def _status_from_server(base_url: str) -> None:
         else {}
     console.print(f"server: {body.get('status', ready.status_code)}"
                   + (f" ({body['error']})" if body.get("error") else ""))
+    waiting = families.get("reelserve_jobs_waiting_for_worker")
+    for sample in waiting.samples if waiting else []:
+        console.print(f"waiting: {sample.value:.0f} queued job(s) for a worker for "
+                      f"{sample.labels['model']}")
     gpus = gpus_by_worker(families.values())
     if gpus:
         table = Table("worker", "gpu")

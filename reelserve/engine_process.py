@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from reelserve.catalog import JobParams
 from reelserve.engines import load_engine
-from reelserve.engines.base import VoiceSample
+from reelserve.engines.base import VoiceSample, declared_models
 from reelserve.errors import EngineError, InputError, Interrupted, ReelserveError
 from reelserve.media.inputs import ImageFetcher
 from reelserve.processes import die_with_parent
@@ -37,6 +37,7 @@ class RunJob:
 @dataclass(frozen=True)
 class Ready:
     engine: str
+    models: tuple[str, ...] | None = None  # what the engine declares it runs; None: all
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def engine_main(settings: Settings, engine_name: str, conn: Connection, stop: Ev
         conn.send(LoadFailed(error.message))
         return
     fetcher = ImageFetcher.from_settings(settings)  # caps, deadline and the fetch allowlist
-    conn.send(Ready(engine.name))
+    conn.send(Ready(engine.name, declared_models(engine)))
     while True:
         try:
             message = conn.recv()
@@ -132,6 +133,28 @@ def _writing_output_failed(error: Exception, output: Path) -> bool:
     if not isinstance(error, OSError):
         return False
     return not output.parent.is_dir() or str(getattr(error, "filename", "")) == str(output)
+
+
+class StopFlag(Protocol):
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def is_set(self) -> bool: ...
+
+
+class EngineHandle(Protocol):
+    """What a worker needs of its engine: ``EngineProcess``, or another in a unit test."""
+
+    @property
+    def stop(self) -> StopFlag: ...
+    @property
+    def alive(self) -> bool: ...
+    @property
+    def exit_code(self) -> int | None: ...
+    def start(self) -> Ready | LoadFailed: ...
+    def send(self, job: RunJob) -> None: ...
+    def next_event(self, timeout: float) -> ChildEvent | None: ...
+    def kill(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class EngineProcess:

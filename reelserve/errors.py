@@ -17,6 +17,7 @@ codes and ``{"error": ...}`` bodies in one place::
     ├── IdempotencyMismatch     422  an Idempotency-Key reused with another body
     ├── JobFailed               422  the request ended FAILED
     ├── RateLimited             429  too many submits for a key
+    ├── QueueFull               429  the key has its max-queued jobs waiting
     ├── SyncTimeout             504  a /v1 call passed its deadline
     ├── StoreTimeout            503  the job store did not answer in time (Retry-After)
     ├── InputError                   an input URL could not be fetched or decoded (job FAILED)
@@ -128,6 +129,16 @@ class RateLimited(ReelserveError):
         self.limit = limit
         self.window_s = window_s
         self.reset_at = reset_at
+
+
+class QueueFull(ReelserveError):
+    """A submit past the key's ``max_queued`` cap; the client should retry later."""
+
+    def __init__(self, max_queued: int, retry_after_s: float = 5.0) -> None:
+        super().__init__(f"queue full: this key may have at most {max_queued} jobs waiting "
+                         "(max-queued); retry once some have started")
+        self.max_queued = max_queued
+        self.retry_after_s = retry_after_s
 
 
 class SyncTimeout(ReelserveError):

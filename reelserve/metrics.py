@@ -27,6 +27,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from reelserve.fleet import unserved_queued
 from reelserve.jobs import JobStore
 from reelserve.metrics_dir import MULTIPROC_ENV
 
@@ -65,8 +66,9 @@ ENGINE_LOAD = Histogram("reelserve_engine_load_seconds", "Time to start an engin
 class QueueCollector(Collector):
     """Queue depth, oldest queued age and jobs per state, read from the store per scrape."""
 
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobStore, worker_stale_s: float = 10.0) -> None:
         self.store = store
+        self.worker_stale_s = worker_stale_s
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         stats = self.store.queue_stats()
@@ -84,12 +86,18 @@ class QueueCollector(Collector):
             "reelserve_store_durability_warnings",
             "Reasons the store may lose data (a Redis without AOF); details in /readyz",
             value=len(self.store.durability_warnings))
+        waiting = GaugeMetricFamily(
+            "reelserve_jobs_waiting_for_worker",
+            "Queued jobs whose model no live worker claims, by model", labels=["model"])
+        for slug, count in sorted(unserved_queued(self.store, self.worker_stale_s).items()):
+            waiting.add_metric([slug], count)
+        yield waiting
 
 
-def render_metrics(store: JobStore) -> bytes:
+def render_metrics(store: JobStore, worker_stale_s: float = 10.0) -> bytes:
     """The Prometheus text exposition of every process's metrics plus the queue's."""
     queue = CollectorRegistry()
-    queue.register(QueueCollector(store))
+    queue.register(QueueCollector(store, worker_stale_s))
     if os.environ.get(MULTIPROC_ENV):
         processes = CollectorRegistry()
         multiprocess.MultiProcessCollector(processes)  # type: ignore[no-untyped-call]

@@ -137,6 +137,20 @@ class Settings:
     # Threads the API lends to store calls that may block (every Redis call, SQLite writes).
     api_store_threads: int = 32
 
+    # scheduling (docs/contract-decisions.md, "Scheduling")
+    # The models this worker claims, comma-separated slugs; empty: all its engine runs.
+    worker_models: str = ""
+    # Keys take turns by weight; false: one FIFO across keys (kept for comparison).
+    fair_dispatch: bool = True
+    # Idle workers block on a wake-up signal and look at the queue at least this often.
+    idle_wait_s: float = 1.0
+    # false: idle workers poll the store every poll_interval_s instead (as before).
+    worker_wakeups: bool = True
+    # An engine that dies mid-job is reloaded; a failed reload is retried this many
+    # times, waiting engine_reload_backoff_s and doubling, before the worker gives up.
+    engine_reload_attempts: int = 6
+    engine_reload_backoff_s: float = 1.0
+
     def __post_init__(self) -> None:
         _check(self)
 
@@ -160,6 +174,12 @@ class Settings:
         if host in ("0.0.0.0", "[::]"):
             host = "127.0.0.1"
         return f"http://{host}:{self.port}"
+
+    @property
+    def worker_model_slugs(self) -> tuple[str, ...] | None:
+        """``worker_models`` as a tuple of slugs, or None for every model."""
+        slugs = tuple(slug.strip() for slug in self.worker_models.split(",") if slug.strip())
+        return slugs or None
 
     @property
     def heartbeat_s(self) -> float:
@@ -238,17 +258,18 @@ def _parse(name: str, kind: str, raw: str) -> Any:
 # What makes sense for each number; a field not named here takes any value.
 _AT_LEAST_ONE = frozenset({
     "max_attempts", "api_store_threads", "webhook_concurrency", "webhook_key_concurrency",
+    "engine_reload_attempts",
 })
 _POSITIVE = frozenset({
     "retention_s", "sync_timeout_s", "lease_s", "worker_heartbeat_s", "worker_stale_s",
     "poll_interval_s", "sweep_interval_s", "rate_window_s", "webhook_timeout_s",
     "max_input_bytes", "input_timeout_s", "max_body_bytes", "webhook_connect_timeout_s",
     "webhook_host_backoff_s", "webhook_host_backoff_max_s", "api_store_timeout_s",
-    "ltx2_cache_threshold",
+    "ltx2_cache_threshold", "idle_wait_s",
 })
 _NOT_NEGATIVE = frozenset({
     "workers", "shutdown_grace_s", "rate_limit", "starting_credits", "ltx2_steps",
-    "ltx2_long_side", "ltx2_gpu_memory_gib", "ltx2_crossfade_ms",
+    "ltx2_long_side", "ltx2_gpu_memory_gib", "ltx2_crossfade_ms", "engine_reload_backoff_s",
 })
 
 

@@ -21,12 +21,23 @@ import httpx
 import pytest
 import redis
 
-from conftest import FIXTURE_ENGINE, T2V, Service, free_port, needs_outside_part, process_env
+from reelserve.jobs import Job, JobState, JobStore
+
+from conftest import (
+    FIXTURE_ENGINE,
+    T2V,
+    ImageServer,
+    Service,
+    free_port,
+    needs_outside_part,
+    process_env,
+)
 
 JOBS = 100
 RATE_LIMIT = 150
 JOB = {"duration": "3", "aspect_ratio": "1:1", "generate_audio": False}
 PRICE = 240  # millicredits: 3 s without audio
+I2V = "kling-3-standard-image2video"
 
 
 class RedisServer:
@@ -206,3 +217,72 @@ def _assert_rate_limit_is_shared(apis: list[Service], key: str) -> None:
                          .status_code)
     assert codes.count(400) == RATE_LIMIT
     assert codes.count(429) == RATE_LIMIT + 50
+
+
+@pytest.mark.slow
+def test_fair_turns_caps_and_routing_hold_across_servers_and_workers(
+        tmp_path: Path, own_redis: RedisServer, image_server: ImageServer) -> None:
+    """Two keys of unequal load and a model-restricted worker, over two API servers.
+
+    The big key queues 30 jobs, then the small key 3: the small key's jobs run within
+    the first turns, not after the backlog. The big key's cap of 2 running jobs holds
+    across both workers. Image-to-video jobs run on the worker pinned to that model, and
+    text-to-video jobs never do.
+    """
+    settings: dict[str, object] = {
+        "store": own_redis.url, "redis_prefix": "fair", "output_dir": tmp_path / "outputs",
+        "engine": FIXTURE_ENGINE, "lease_s": 5, "rate_limit": 0,
+        "fetch_allow_cidrs": "127.0.0.0/8"}
+    apis = [_start_api(tmp_path, f"api{i}", settings) for i in range(2)]
+    logs = [tmp_path / f"worker{i}.log" for i in range(3)]
+    workers: list[subprocess.Popen[str]] = []
+    try:
+        big = apis[0].create_key("--credits", "1000", "--max-concurrent", "2")
+        small = apis[1].create_key("--credits", "1000")
+        big_ids = [_submit(apis[i % 2], big, {**JOB, "prompt": f"sleep=0.3 big {i}"})
+                   for i in range(30)]
+        small_ids = [_submit(apis[i % 2], small, {**JOB, "prompt": f"sleep=0.3 small {i}"})
+                     for i in range(3)]
+        image_ids = [_submit(apis[i % 2], big, {**JOB, "prompt": f"image {i}",
+                                                "start_image_url": image_server.url("start.png")},
+                             slug=I2V) for i in range(2)]
+        # The workers start once the backlog is there, so it is what they see.
+        workers += [_worker(tmp_path, f"worker{i}", settings, logs[i]) for i in range(2)]
+        pinned = _worker(tmp_path, "worker2", {**settings, "worker_models": I2V}, logs[2])
+        workers.append(pinned)
+        store = apis[0].store()
+        jobs = _wait_completed(store, big_ids + small_ids + image_ids)
+
+        big_starts = sorted(jobs[i].started_at or 0.0 for i in big_ids)
+        assert max(jobs[i].started_at or 0.0 for i in small_ids) < big_starts[10]
+        big_runs = [(jobs[i].started_at or 0.0, jobs[i].completed_at or 0.0)
+                    for i in big_ids + image_ids]
+        assert max(sum(start <= at < end for start, end in big_runs)
+                   for at, _ in big_runs) <= 2
+        pinned_id = f"{socket.gethostname()}:{pinned.pid}"
+        assert {jobs[i].metrics["worker"] for i in image_ids} == {pinned_id}
+        assert pinned_id not in {jobs[i].metrics["worker"] for i in big_ids + small_ids}
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(30)
+        for api in apis:
+            api.stop()
+
+
+def _submit(api: Service, key: str, body: dict[str, object], slug: str = T2V) -> str:
+    with api.client(key) as http:
+        response = http.post(f"/v2/{slug}", json=body)
+    assert response.status_code == 200, response.text
+    return str(response.json()["request_id"])
+
+
+def _wait_completed(store: JobStore, request_ids: list[str]) -> dict[str, Job]:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        jobs = {i: store.get_job(i) for i in request_ids}
+        if all(job is not None and job.state.is_terminal for job in jobs.values()):
+            assert all(job.state is JobState.COMPLETED for job in jobs.values()), jobs  # type: ignore[union-attr]
+            return jobs  # type: ignore[return-value]
+        time.sleep(0.2)
+    raise TimeoutError("jobs did not finish")

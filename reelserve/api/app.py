@@ -35,7 +35,8 @@ def build_context(settings: Settings, store: JobStore, storage: Storage) -> ApiC
                              threads=settings.api_store_threads)
     return ApiContext(
         settings=settings, store=async_store, storage=storage,
-        keys=KeyChecker(async_store), views=JobViews(async_store, settings.base_url),
+        keys=KeyChecker(async_store), views=JobViews(async_store, settings.base_url,
+                                                    settings.worker_stale_s),
         submitter=Submitter(async_store, max_body_bytes=settings.max_body_bytes,
                             engine=settings.engine),
         watcher=JobWatcher(async_store))

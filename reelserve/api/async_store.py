@@ -47,6 +47,7 @@ class JobSighting:
     job: Job | None
     queue_position: int | None
     clock: float | None  # the store's clock, read only when the job is PROCESSING
+    waiting_for: str | None = None  # QUEUED with no live worker for its model
 
 
 class AsyncStore:

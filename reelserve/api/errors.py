@@ -27,6 +27,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.ReelserveError], int]] = [
     (errors.IdempotencyMismatch, 422),
     (errors.JobFailed, 422),
     (errors.RateLimited, 429),
+    (errors.QueueFull, 429),
     (errors.EngineUnavailable, 502),
     (errors.StoreTimeout, 503),
     (errors.SyncTimeout, 504),
@@ -49,6 +50,8 @@ def error_response(error: errors.ReelserveError) -> JSONResponse:
         headers["Retry-After"] = str(max(1, math.ceil(error.reset_at - now)))
         headers["x-rate-limit-reset-at-utc"] = datetime.fromtimestamp(
             error.reset_at, UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(error, errors.QueueFull):
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
     if isinstance(error, errors.StoreTimeout):
         headers["Retry-After"] = str(error.retry_after_s)
     if isinstance(error, errors.UnsatisfiableRange):

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from reelserve.api.async_store import AsyncStore, JobSighting
 from reelserve.errors import RequestNotFound
-from reelserve.jobs import ApiKey, Job, JobState
+from reelserve.fleet import CACHE_S, live_workers, waiting_reason
+from reelserve.jobs import ApiKey, Job, JobState, WorkerRecord
 
 
 class JobViews:
-    def __init__(self, store: AsyncStore, base_url: str) -> None:
+    def __init__(self, store: AsyncStore, base_url: str, worker_stale_s: float = 10.0) -> None:
         self.store = store
         self.base_url = base_url
+        self.worker_stale_s = worker_stale_s
+        self._live: list[WorkerRecord] = []
+        self._live_read_at: float | None = None
 
     async def own_job(self, key: ApiKey, request_id: str) -> Job:
         """The job, when it exists and belongs to ``key``; another key's job is 404 too."""
@@ -30,12 +35,23 @@ class JobViews:
 
     async def sight(self, job: Job) -> JobSighting:
         """``job`` with the store reads its status body needs (none once it has ended)."""
-        position = clock = None
+        position = clock = waiting_for = None
         if job.state is JobState.QUEUED:
             position = await self.store.queue_position(job.id)
+            waiting_for = await self.waiting_for(job.slug)
         elif needs_clock(job):
             clock = await self.store.now()
-        return JobSighting(job, position, clock)
+        return JobSighting(job, position, clock, waiting_for)
+
+    async def waiting_for(self, slug: str) -> str | None:
+        """Why a queued job of ``slug`` cannot start: no live worker claims its model."""
+        now = time.monotonic()
+        if self._live_read_at is None or now - self._live_read_at >= CACHE_S:
+            workers = await self.store.list_workers()
+            self._live = live_workers(workers, await self.store.now(), self.worker_stale_s)
+            self._live_read_at = now
+        return None if any(worker.serves(slug) for worker in self._live) \
+            else waiting_reason(slug)
 
     async def status_body(self, job: Job) -> dict[str, Any]:
         return status_body(await self.sight(job))
@@ -61,6 +77,8 @@ def status_body(sighting: JobSighting) -> dict[str, Any]:
                             "progress": round(job.progress, 4)}
     if job.state is JobState.QUEUED:
         body["queue_position"] = sighting.queue_position
+        if sighting.waiting_for is not None:
+            body["waiting_for"] = sighting.waiting_for
     if job.state is JobState.FAILED:
         body["error"] = job.error
         body["canceled"] = job.canceled

@@ -35,15 +35,19 @@ class Submitter:
         self.engine = engine
         self.batcher = SubmitBatcher(store.submit_jobs)
 
-    async def submit(self, request: Request, key: ApiKey, slug: str) -> Submitted:
-        """Queue a job for ``key``; raise the first rule the request breaks."""
+    async def submit(self, request: Request, key: ApiKey, slug: str, *,
+                     sync: bool = False) -> Submitted:
+        """Queue a job for ``key``; raise the first rule the request breaks.
+
+        ``sync``: a /v1 call, whose job goes ahead of the key's queued async jobs.
+        """
         model = get_model(slug)
         if not key.may_use(slug):
             raise Forbidden(f"this API key may not use model '{slug}'")
         await self.store.count_submit(key.id)
         body = await read_json_body(request, self.max_body_bytes)
         order = await self.prepare_order(key, model, body,
-                                         request.headers.get("idempotency-key"))
+                                         request.headers.get("idempotency-key"), sync=sync)
         job, balance = await self.batcher.submit(order)
         metrics.JOBS_SUBMITTED.labels(slug).inc()
         log.info("submitted", extra={**job_fields(job.id, slug, 0, self.engine),
@@ -51,14 +55,15 @@ class Submitter:
         return job, balance
 
     async def prepare_order(self, key: ApiKey, model: ModelSpec, body: Any,
-                            idempotency_key: str | None) -> JobOrder:
+                            idempotency_key: str | None, *, sync: bool = False) -> JobOrder:
         """Validate ``body`` and build the order the store writes; no store write yet."""
         params = parse_submit(model, body)
         await self.check_voice_ids(key, params)
         return JobOrder(key.id, params, price_millicredits(params),
                         webhook_url=_webhook_url(body),
                         idempotency_key=_idempotency_key(idempotency_key),
-                        body_digest=_digest(model.slug, body) if idempotency_key else "")
+                        body_digest=_digest(model.slug, body) if idempotency_key else "",
+                        sync=sync)
 
     async def check_voice_ids(self, key: ApiKey, params: JobParams) -> None:
         for index, voice_id in enumerate(params.voice_ids):

@@ -65,6 +65,8 @@ class StatusBody(ResponseBody):
     status: State
     progress: float = Field(0.0, ge=0, le=1)
     queue_position: int | None = Field(None, ge=1, description="while QUEUED; 1 runs next")
+    waiting_for: str | None = Field(None, description="while QUEUED, when no live worker "
+                                    "claims its model: 'a worker for <slug>'")
     error: str | None = Field(None, description="when FAILED")
     canceled: bool | None = Field(None, description="when FAILED: true if it was canceled")
     eta_seconds: float | None = Field(None, ge=0, description="seconds left, from the pace "

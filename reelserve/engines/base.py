@@ -51,7 +51,11 @@ class GenerationInputs:
 
 
 class Engine(Protocol):
-    """A video generator. One instance lives in a worker's child process."""
+    """A video generator. One instance lives in a worker's child process.
+
+    An engine that runs only some models says so with a ``models`` attribute (a
+    tuple of slugs); its workers then claim only those (see ``declared_models``).
+    """
 
     name: str
 
@@ -67,3 +71,9 @@ class Engine(Protocol):
         should_stop: StopCheck,
     ) -> None:
         """Write the finished MP4 to ``output_path``; raise ``Interrupted`` when stopped."""
+
+
+def declared_models(engine: object) -> tuple[str, ...] | None:
+    """The model slugs an engine declares it can run (its ``models``); None: every model."""
+    models = getattr(engine, "models", None)
+    return None if models is None else tuple(str(slug) for slug in models)

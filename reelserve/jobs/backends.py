@@ -21,14 +21,16 @@ def open_store(settings: Settings) -> JobStore:
     ``redis_durability``). Raises ``StoreUnreadable`` and its kinds.
     """
     if not settings.store:
-        return SqliteJobStore(settings.db_path, retention_s=settings.retention_s)
+        return SqliteJobStore(settings.db_path, retention_s=settings.retention_s,
+                              fair_dispatch=settings.fair_dispatch)
     if settings.store.startswith(("redis://", "rediss://", "unix://")):
         from reelserve.jobs.redis_durability import check_redis_server, redis_location
         from reelserve.jobs.redis_store import RedisJobStore
 
         where = redis_location(settings.store)
         store = RedisJobStore(settings.store, retention_s=settings.retention_s,
-                              prefix=settings.redis_prefix, migrate=False)
+                              prefix=settings.redis_prefix, migrate=False,
+                              fair_dispatch=settings.fair_dispatch)
         try:
             store.durability_warnings = check_redis_server(
                 store.redis, where, ephemeral=settings.redis_ephemeral)

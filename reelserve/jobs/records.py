@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reelserve.catalog import JobParams
-from reelserve.errors import IdempotencyMismatch, InsufficientCredits
+from reelserve.errors import (
+    IdempotencyMismatch,
+    InsufficientCredits,
+    InvalidParameter,
+    QueueFull,
+)
 from reelserve.jobs.states import JobState
 
 
@@ -20,9 +25,24 @@ class ApiKey:
     balance: int  # millicredits available now (open holds already taken off)
     revoked: bool
     created_at: float
+    # Fair scheduling: dispatch share against other keys with work waiting, and caps
+    # on jobs running (across all workers) and waiting; 0 means no cap.
+    weight: float = 1.0
+    max_concurrent: int = 0
+    max_queued: int = 0
 
     def may_use(self, slug: str) -> bool:
         return self.models is None or slug in self.models
+
+
+def check_key_limits(weight: float | None, max_concurrent: int | None,
+                     max_queued: int | None) -> None:
+    """Refuse a weight that is not positive or a negative cap, naming the field."""
+    if weight is not None and not weight > 0:
+        raise InvalidParameter("weight", f"must be more than 0, not {weight:g}")
+    for name, cap in (("max_concurrent", max_concurrent), ("max_queued", max_queued)):
+        if cap is not None and cap < 0:
+            raise InvalidParameter(name, f"must be 0 (no cap) or more, not {cap}")
 
 
 @dataclass(frozen=True)
@@ -63,12 +83,15 @@ class JobOrder:
     # the same job back; the same key with another body is refused.
     idempotency_key: str | None = None
     body_digest: str = ""
+    # A /v1 call whose client holds the connection: it goes ahead of the same key's
+    # queued async jobs (never ahead of other keys'; docs/contract-decisions.md).
+    sync: bool = False
 
 
 # What the store answers for each order: the queued job and the key's balance
 # left (for an idempotent replay, the earlier job), or the reason it was refused.
 Submitted = tuple[Job, int]
-Refusal = InsufficientCredits | IdempotencyMismatch
+Refusal = InsufficientCredits | IdempotencyMismatch | QueueFull
 
 
 @dataclass(frozen=True)
@@ -97,6 +120,10 @@ class WorkerRecord:
     job_id: str | None
     started_at: float
     last_seen: float
+    models: tuple[str, ...] | None = None  # what it claims; None: every model
+
+    def serves(self, slug: str) -> bool:
+        return self.models is None or slug in self.models
 
 
 # Retention beyond a job's own: its ledger entries stay a day after the job expires,

@@ -35,7 +35,36 @@ return tonumber(ARGV[2]) + 1
 # migration only writes the version.
 _BASELINE = _STEP + _DONE
 
-MIGRATIONS: tuple[str, ...] = (_BASELINE,)
+# Version 2, fair scheduling (``redis_scripts``): queued jobs are also kept by fair tag
+# in ``P:fair`` and their key's ``P:kq:<key>``, as '<seq, 15 digits>:<id>'; jobs carry
+# their model (``slug``) and tag; ``P:queued-models`` and ``P:running`` count them.
+# Jobs queued before it keep their order, ahead of later ones (tag 0).
+_FAIR_SCHEDULING = _STEP + """
+local function describe(id)
+  local job = P .. ':job:' .. id
+  local key_id, params, seq = unpack(redis.call('HMGET', job, 'key_id', 'params', 'seq'))
+  if not params then return nil end
+  local slug = cjson.decode(params).slug
+  redis.call('HSET', job, 'slug', slug)
+  redis.call('HSETNX', job, 'tag', '0')
+  return key_id, slug, seq
+end
+for _, id in ipairs(redis.call('ZRANGE', P .. ':queue', 0, -1)) do
+  local key_id, slug, seq = describe(id)
+  if key_id then
+    local member = string.format('%015d', tonumber(seq)) .. ':' .. id
+    redis.call('ZADD', P .. ':fair', 0, member)
+    redis.call('ZADD', P .. ':kq:' .. key_id, 0, member)
+    redis.call('HINCRBY', P .. ':queued-models', slug, 1)
+  end
+end
+for _, id in ipairs(redis.call('ZRANGE', P .. ':leases', 0, -1)) do
+  local key_id = describe(id)
+  if key_id then redis.call('HINCRBY', P .. ':running', key_id, 1) end
+end
+""" + _DONE
+
+MIGRATIONS: tuple[str, ...] = (_BASELINE, _FAIR_SCHEDULING)
 LAYOUT_VERSION = len(MIGRATIONS)
 
 

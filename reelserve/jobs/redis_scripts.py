@@ -42,9 +42,41 @@ local function guard(from, to)
     error({err = 'IllegalTransition: a ' .. tostring(from) .. ' job cannot become ' .. to})
   end
 end
-local function move(from, to)
+-- Also counts each key's running jobs (its max-concurrent cap) and queued jobs per
+-- model (jobs waiting for a worker), which the fair claim and /metrics read.
+local function move(from, to, job)
   redis.call('HINCRBY', P .. ':state-counts', from, -1)
   redis.call('HINCRBY', P .. ':state-counts', to, 1)
+  local key_id, slug = unpack(redis.call('HMGET', job, 'key_id', 'slug'))
+  for _, step in ipairs({{from, -1}, {to, 1}}) do
+    if step[1] == 'PROCESSING' then
+      redis.call('HINCRBY', P .. ':running', key_id, step[2])
+    elseif step[1] == 'QUEUED' and slug then
+      redis.call('HINCRBY', P .. ':queued-models', slug, step[2])
+    end
+  end
+end
+-- A job enters or leaves the queues: by sequence (P:queue), by fair tag (P:fair) and
+-- its key's own (P:kq:<key>, by tag); a waiting worker for its model is woken. In the
+-- tagged sets a job is '<seq, 15 digits>:<id>', so equal tags go oldest first.
+local function tagged(seq, id)
+  return string.format('%015d', tonumber(seq)) .. ':' .. id
+end
+local function enqueue(id, job)
+  local seq, tag, key_id, slug = unpack(redis.call('HMGET', job, 'seq', 'tag', 'key_id', 'slug'))
+  redis.call('ZADD', P .. ':queue', seq, id)
+  redis.call('ZADD', P .. ':fair', tag or seq, tagged(seq, id))
+  redis.call('ZADD', P .. ':kq:' .. key_id, tag or seq, tagged(seq, id))
+  if slug then
+    redis.call('LPUSH', P .. ':wake:' .. slug, 1)
+    redis.call('LTRIM', P .. ':wake:' .. slug, 0, 63)
+  end
+end
+local function dequeue(id, job)
+  local seq, key_id = unpack(redis.call('HMGET', job, 'seq', 'key_id'))
+  redis.call('ZREM', P .. ':queue', id)
+  redis.call('ZREM', P .. ':fair', tagged(seq, id))
+  redis.call('ZREM', P .. ':kq:' .. key_id, tagged(seq, id))
 end
 local function processing(job, attempt)
   local state, current = unpack(redis.call('HMGET', job, 'state', 'attempt'))
@@ -75,7 +107,7 @@ local function finish(id, job, from, state, fields, retention)
   redis.call('PEXPIRE', P .. ':ledger:' .. id, math.floor(retention * 1000) + 86400000)
   local idem = redis.call('HGET', job, 'idem')
   if idem and idem ~= '' then redis.call('PEXPIRE', idem, math.floor(retention * 1000) + 1) end
-  move(from, state)
+  move(from, state, job)
   enqueue_webhook(id, job, t)
 end
 local function fail(id, job, err, status, retention)
@@ -102,16 +134,18 @@ local function requeue_or_fail(id, job, reason, max_attempts, counts, retention)
              'progress', 0, 'last_error', reason)
   if counts == 0 then redis.call('HINCRBY', job, 'handed_back', 1) end
   redis.call('ZREM', P .. ':leases', id)
-  redis.call('ZADD', P .. ':queue', seq, id)
-  move('PROCESSING', 'QUEUED')
+  enqueue(id, job)
+  move('PROCESSING', 'QUEUED', job)
   return 'QUEUED'
 end
 """
 
 # ARGV: prefix, then per order: key_id, price, job_id, params, webhook_url,
-# idempotency key ('' for none), body digest. Answers per order {code, balance,
-# job id}: 1 queued, 0 balance too low, 2 idempotency key used with another body,
-# 3 the same idempotent request again (the earlier job's id, nothing held).
+# idempotency key ('' for none), body digest, slug, sync (1/0). Answers per order
+# {code, balance, job id}: 1 queued, 0 balance too low, 2 idempotency key used with
+# another body, 3 the same idempotent request again (the earlier job's id, nothing
+# held), 4 the key's max-queued cap reached (the cap in place of the id).
+# A job's fair tag: max(vtime, key's last tag) + 1 / weight (jobs/sqlite_fair.py).
 SUBMIT = COMMON + """
 local t = now()
 local function live(id)  -- an expired job awaiting the sweep is gone for its client
@@ -119,11 +153,16 @@ local function live(id)  -- an expired job awaiting the sweep is gone for its cl
   return found and (not expires or expires == '' or tonumber(expires) > t)
 end
 local out = {}
-for i = 2, #ARGV, 7 do
+local vtime = tonumber(redis.call('GET', P .. ':vtime') or '0')
+for i = 2, #ARGV, 9 do
   local key_id, price, id, params = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
   local webhook, idem_key, digest = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local slug, sync = ARGV[i + 7], ARGV[i + 8]
   local key = P .. ':key:' .. key_id
-  local balance = tonumber(redis.call('HGET', key, 'balance'))
+  local balance, weight, last_tag, max_queued = unpack(redis.call('HMGET', key, 'balance',
+    'weight', 'last_tag', 'max_queued'))
+  balance = tonumber(balance)
+  max_queued = tonumber(max_queued) or 0
   local idem = P .. ':idem:' .. key_id .. ':' .. idem_key
   local earlier = nil
   if idem_key ~= '' then earlier = redis.call('HMGET', idem, 'digest', 'job_id') end
@@ -134,19 +173,29 @@ for i = 2, #ARGV, 7 do
   elseif redis.call('EXISTS', P .. ':job:' .. id) == 1 then
     -- the same submit again: a client retry after a lost reply; hold nothing twice
     table.insert(out, {3, balance, id})
+  elseif max_queued > 0 and redis.call('ZCARD', P .. ':kq:' .. key_id) >= max_queued then
+    table.insert(out, {4, balance, tostring(max_queued)})
   elseif balance < price then
     table.insert(out, {0, balance, ''})
   else
     redis.call('HINCRBY', key, 'balance', -price)
     local seq = redis.call('INCR', P .. ':jobs:seq')
-    redis.call('HSET', P .. ':job:' .. id, 'id', id, 'key_id', key_id, 'params', params,
+    local tag = math.max(vtime, tonumber(last_tag) or 0) + 1 / (tonumber(weight) or 1)
+    redis.call('HSET', key, 'last_tag', string.format('%.17g', tag))
+    if sync == '1' then  -- just ahead of the key's first queued job, if it has one
+      local first = redis.call('ZRANGE', P .. ':kq:' .. key_id, 0, 0, 'WITHSCORES')
+      if #first > 0 and tonumber(first[2]) <= tag then tag = tonumber(first[2]) - 0.000001 end
+    end
+    local job = P .. ':job:' .. id
+    redis.call('HSET', job, 'id', id, 'key_id', key_id, 'params', params,
                'state', 'QUEUED', 'price', price, 'hold', 'held', 'attempt', 0, 'handed_back', 0,
                'progress', 0, 'created_at', t, 'seq', seq, 'webhook_url', webhook,
-               'canceled', 0)
-    redis.call('ZADD', P .. ':queue', seq, id)
+               'canceled', 0, 'slug', slug, 'tag', string.format('%.17g', tag))
+    enqueue(id, job)
     redis.call('ZADD', P .. ':keyjobs:' .. key_id, seq, id)
     redis.call('HSETNX', P .. ':ledger:' .. id, 'hold', price)
     redis.call('HINCRBY', P .. ':state-counts', 'QUEUED', 1)
+    redis.call('HINCRBY', P .. ':queued-models', slug, 1)
     if idem_key ~= '' then
       redis.call('HSET', idem, 'digest', digest, 'job_id', id)
       redis.call('HSET', P .. ':job:' .. id, 'idem', idem)
@@ -157,22 +206,56 @@ end
 return out
 """
 
-# ARGV: prefix, worker_id, lease_s. Answers nil or {id, attempt, params, queued_for}.
+# ARGV: prefix, worker_id, lease_s, fair (1: by fair tag, 0: one FIFO), then the
+# models the worker claims (none: all). Jobs of keys at their max-concurrent cap and
+# of other models are passed over. Answers nil or {id, attempt, params, queued_for}.
 CLAIM = COMMON + """
-local first = redis.call('ZRANGE', P .. ':queue', 0, 0)
-if #first == 0 then return nil end
-local id = first[1]
+local allowed = nil
+if #ARGV > 4 then
+  allowed = {}
+  for i = 5, #ARGV do allowed[ARGV[i]] = true end
+end
+local fair = ARGV[4] == '1'
+local line = P .. (fair and ':fair' or ':queue')
+local blocked = {}
+local function key_blocked(key_id)
+  if blocked[key_id] == nil then
+    local cap = tonumber(redis.call('HGET', P .. ':key:' .. key_id, 'max_concurrent') or '0')
+    local running = tonumber(redis.call('HGET', P .. ':running', key_id) or '0')
+    blocked[key_id] = cap ~= nil and cap > 0 and running >= cap
+  end
+  return blocked[key_id]
+end
+local id = nil
+local start = 0
+while id == nil do
+  local ids = redis.call('ZRANGE', line, start, start + 99)
+  if #ids == 0 then return nil end
+  for _, member in ipairs(ids) do
+    local candidate = fair and string.sub(member, 17) or member
+    local key_id, slug = unpack(redis.call('HMGET', P .. ':job:' .. candidate, 'key_id', 'slug'))
+    if (allowed == nil or (slug and allowed[slug])) and not key_blocked(key_id) then
+      id = candidate
+      break
+    end
+  end
+  start = start + 100
+end
 local job = P .. ':job:' .. id
 local t = now()
 guard(redis.call('HGET', job, 'state'), 'PROCESSING')
-redis.call('ZREM', P .. ':queue', id)
+dequeue(id, job)
+local tag = tonumber(redis.call('HGET', job, 'tag') or '0')
+if tag > tonumber(redis.call('GET', P .. ':vtime') or '0') then
+  redis.call('SET', P .. ':vtime', string.format('%.17g', tag))
+end
 local attempt = redis.call('HINCRBY', job, 'attempt', 1)
 local lease = t + tonumber(ARGV[3])
 redis.call('HSET', job, 'state', 'PROCESSING', 'worker_id', ARGV[2], 'lease_expires_at', lease,
            'progress', 0)
 redis.call('HSETNX', job, 'started_at', t)
 redis.call('ZADD', P .. ':leases', lease, id)
-move('QUEUED', 'PROCESSING')
+move('QUEUED', 'PROCESSING', job)
 local params, created = unpack(redis.call('HMGET', job, 'params', 'created_at'))
 return {id, attempt, params, tostring(t - tonumber(created))}
 """
@@ -287,7 +370,7 @@ if not state then return 'MISSING' end
 local expires = redis.call('HGET', job, 'expires_at')
 if expires and expires ~= '' and tonumber(expires) <= now() then return 'MISSING' end
 if state ~= 'QUEUED' and state ~= 'PROCESSING' then return state end
-redis.call('ZREM', P .. ':queue', id)
+if state == 'QUEUED' then dequeue(id, job) end
 redis.call('HSET', job, 'canceled', 1)
 fail(id, job, 'canceled', tonumber(ARGV[3]), tonumber(ARGV[4]))
 return 'OK'

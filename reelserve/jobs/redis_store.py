@@ -5,7 +5,10 @@ Layout under a key prefix ``P`` (default ``reelserve``):
 - ``P:key:<id>`` hash per API key; ``P:keys:byhash`` and ``P:keys:byprefix`` look ids up;
 - ``P:job:<id>`` hash per job, which Redis expires itself when its retention ends;
 - ``P:queue`` sorted set of queued job ids by submit sequence (a job handed back
-  keeps its place); ``P:leases`` sorted set of running job ids by lease expiry,
+  keeps its place); ``P:fair`` the same ids by fair tag (the dispatch order) and
+  ``P:kq:<key>`` each key's, ``P:vtime`` the scheduler's virtual time, ``P:running``
+  running jobs per key, ``P:queued-models`` queued jobs per model, ``P:wake:<slug>``
+  lists idle workers block on; ``P:leases`` sorted set of running job ids by lease expiry,
   which is where lost workers' jobs are found again (the pending-entry recovery);
 - ``P:ledger:<job>`` hash with at most one hold, capture and release;
 - ``P:expiring`` and ``P:outputs``: finished jobs by expiry and their output files,
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -27,12 +31,13 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from reelserve.catalog import JobParams
+from reelserve.catalog import MODELS, JobParams
 from reelserve.errors import (
     Conflict,
     IdempotencyMismatch,
     InsufficientCredits,
     NotFound,
+    QueueFull,
     RateLimited,
     RequestNotFound,
     StaleAttempt,
@@ -54,6 +59,7 @@ from reelserve.jobs.records import (
     Voice,
     WebhookDelivery,
     WorkerRecord,
+    check_key_limits,
     new_job_id,
     new_voice_id,
     webhook_id,
@@ -75,8 +81,10 @@ class RedisJobStore:
 
     def __init__(self, url: str, *, retention_s: float, prefix: str = "reelserve",
                  clock: Callable[[], float] | None = None,
-                 ids: Callable[[], str] = new_job_id, migrate: bool = True) -> None:
+                 ids: Callable[[], str] = new_job_id, migrate: bool = True,
+                 fair_dispatch: bool = True) -> None:
         self.url = url
+        self.fair_dispatch = fair_dispatch  # False: one FIFO across keys (for comparison)
         self.retention_s = retention_s
         self.prefix = prefix
         self._clock = clock
@@ -189,6 +197,18 @@ class RedisJobStore:
         self.redis.hincrby(self._k("key", key_id), "balance", amount)
         return self.get_key(key_id)
 
+    def set_key_limits(self, prefix: str, *, weight: float | None = None,
+                       max_concurrent: int | None = None,
+                       max_queued: int | None = None) -> ApiKey:
+        check_key_limits(weight, max_concurrent, max_queued)
+        key_id = self._key_by_prefix(prefix)
+        changes = {name: value for name, value in (
+            ("weight", weight), ("max_concurrent", max_concurrent),
+            ("max_queued", max_queued)) if value is not None}
+        if changes:
+            self.redis.hset(self._k("key", key_id), mapping=changes)
+        return self.get_key(key_id)
+
     def ledger(self, job_id: str) -> list[tuple[str, int]]:
         entries = cast(dict[str, str], self.redis.hgetall(self._k("ledger", job_id)))
         return [(kind, int(entries[kind])) for kind in ("hold", "capture", "release")
@@ -207,7 +227,8 @@ class RedisJobStore:
         args: list[Any] = [self.prefix]
         for order, job_id in zip(orders, ids, strict=True):
             args += [order.key_id, order.price, job_id, json.dumps(order.params.to_json()),
-                     order.webhook_url or "", order.idempotency_key or "", order.body_digest]
+                     order.webhook_url or "", order.idempotency_key or "", order.body_digest,
+                     order.params.slug, int(order.sync)]
         answers = cast(list[list[Any]], self._submit(args=args))
         now = self.now()
         outcomes: list[Submitted | Refusal] = []
@@ -218,6 +239,8 @@ class RedisJobStore:
                 outcomes.append(IdempotencyMismatch(order.idempotency_key or ""))
             elif code == 3:
                 outcomes.append((self._must_get(str(answer_id)), int(balance)))
+            elif code == 4:
+                outcomes.append(QueueFull(int(answer_id)))
             else:
                 job = Job(id=job_id, key_id=order.key_id, params=order.params,
                           state=JobState.QUEUED, price=order.price, hold="held", attempt=0,
@@ -338,8 +361,18 @@ class RedisJobStore:
         return job
 
     def queue_position(self, job_id: str) -> int | None:
-        rank = self.redis.zrank(self._k("queue"), job_id)
+        """1 for the next job to run (caps and routing aside): a rank, O(log n)."""
+        if not self.fair_dispatch:
+            rank = self.redis.zrank(self._k("queue"), job_id)
+        else:
+            seq = self.redis.hget(self._k("job", job_id), "seq")
+            rank = None if seq is None else self.redis.zrank(
+                self._k("fair"), f"{int(cast(str, seq)):015d}:{job_id}")
         return None if rank is None else int(cast(int, rank)) + 1
+
+    def queued_by_model(self) -> dict[str, int]:
+        counts = cast(dict[str, str], self.redis.hgetall(self._k("queued-models")))
+        return {slug: int(n) for slug, n in counts.items() if int(n) > 0}
 
     def queue_stats(self) -> QueueStats:
         with self.redis.pipeline(transaction=False) as pipe:
@@ -356,13 +389,21 @@ class RedisJobStore:
         return QueueStats(int(depth), age, by_state)
 
     # -- workers --------------------------------------------------------------
-    def claim_next_job(self, worker_id: str, lease_s: float) -> ClaimedJob | None:
-        answer = self._claim(args=[self.prefix, worker_id, lease_s])
+    def claim_next_job(self, worker_id: str, lease_s: float,
+                       models: tuple[str, ...] | None = None) -> ClaimedJob | None:
+        answer = self._claim(args=[self.prefix, worker_id, lease_s, int(self.fair_dispatch),
+                                   *(models or ())])
         if answer is None:
             return None
         job_id, attempt, params, queued_for = cast(list[Any], answer)
         return ClaimedJob(job_id, int(attempt), JobParams.from_json(json.loads(params)),
                           float(queued_for))
+
+    def wait_for_work(self, timeout_s: float, models: tuple[str, ...] | None = None) -> None:
+        """Block on the wake-up lists of ``models`` until a submit or requeue, or timeout."""
+        lists = [self._k("wake", slug) for slug in (models if models is not None else MODELS)]
+        # Whole seconds: Redis before 6 takes no fractions here.
+        self.redis.blpop(lists, timeout=max(1, math.ceil(timeout_s)))
 
     def renew_lease(self, job_id: str, attempt: int, lease_s: float, progress: float) -> None:
         if not self._renew(args=[self.prefix, job_id, attempt, lease_s, progress]):
@@ -394,13 +435,15 @@ class RedisJobStore:
         return int(cast(int, self._recover(args=[self.prefix, max_attempts,
                                                   self.retention_s])))
 
-    def heartbeat_worker(self, worker_id: str, engine: str, job_id: str | None) -> None:
+    def heartbeat_worker(self, worker_id: str, engine: str, job_id: str | None,
+                         models: tuple[str, ...] | None = None) -> None:
         now = self.now()
         key = self._k("workers")
         known = self.redis.hget(key, worker_id)
         started = json.loads(cast(str, known))["started_at"] if known else now
         self.redis.hset(key, worker_id, json.dumps(
-            {"engine": engine, "job_id": job_id, "started_at": started, "last_seen": now}))
+            {"engine": engine, "job_id": job_id, "started_at": started, "last_seen": now,
+             "models": models}))
 
     def remove_worker(self, worker_id: str) -> None:
         self.redis.hdel(self._k("workers"), worker_id)
@@ -410,8 +453,10 @@ class RedisJobStore:
         workers = []
         for worker_id, raw in sorted(rows.items()):
             data = json.loads(raw)
+            models = data.get("models")
             workers.append(WorkerRecord(worker_id, data["engine"], data["job_id"],
-                                        data["started_at"], data["last_seen"]))
+                                        data["started_at"], data["last_seen"],
+                                        None if models is None else tuple(models)))
         return workers
 
     # -- retention ------------------------------------------------------------
@@ -438,7 +483,9 @@ def _float(value: str | None) -> float | None:
 def _key(row: dict[str, str]) -> ApiKey:
     models = tuple(json.loads(row["models"])) if row["models"] else None
     return ApiKey(int(row["id"]), row["prefix"], row["name"], models, int(row["balance"]),
-                  row["revoked"] == "1", float(row["created_at"]))
+                  row["revoked"] == "1", float(row["created_at"]),
+                  float(row.get("weight") or 1), int(row.get("max_concurrent") or 0),
+                  int(row.get("max_queued") or 0))
 
 
 def _job(row: dict[str, str]) -> Job:

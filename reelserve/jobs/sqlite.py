@@ -22,10 +22,13 @@ from reelserve.errors import (
     IdempotencyMismatch,
     InsufficientCredits,
     NotFound,
+    QueueFull,
     RequestNotFound,
     StaleAttempt,
     StoreUnreadable,
 )
+from reelserve.jobs import sqlite_fair as fair
+from reelserve.jobs.local_wakeup import LocalWakeup
 from reelserve.jobs.records import (
     LEDGER_GRACE_S,
     VOICE_RATE,
@@ -41,6 +44,7 @@ from reelserve.jobs.records import (
     Voice,
     WebhookDelivery,
     WorkerRecord,
+    check_key_limits,
     new_job_id,
     new_voice_id,
     webhook_id,
@@ -64,15 +68,17 @@ class SqliteJobStore:
 
     def __init__(self, path: Path, *, retention_s: float,
                  clock: Callable[[], float] = time.time,
-                 ids: Callable[[], str] = new_job_id) -> None:
+                 ids: Callable[[], str] = new_job_id, fair_dispatch: bool = True) -> None:
         self.path = path
         self.retention_s = retention_s
+        self.fair_dispatch = fair_dispatch  # False: one FIFO across keys (for comparison)
         self._clock = clock
         self._ids = ids
         self._local = threading.local()
         # Threads of one process take turns for the write lock here: waiting on a
         # mutex wakes at once, while SQLite's busy handler sleeps in growing steps.
         self._write_turn = threading.Lock()
+        self._wakeup = LocalWakeup(path.with_name(path.name + ".wake"))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             migrate(self._conn(), path)
@@ -109,6 +115,7 @@ class SqliteJobStore:
         return self._clock()
 
     def close(self) -> None:
+        self._wakeup.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -163,6 +170,19 @@ class SqliteJobStore:
             db.execute("UPDATE keys SET balance = balance + ? WHERE id = ?", (amount, key_id))
         return self.get_key(key_id)
 
+    def set_key_limits(self, prefix: str, *, weight: float | None = None,
+                       max_concurrent: int | None = None,
+                       max_queued: int | None = None) -> ApiKey:
+        check_key_limits(weight, max_concurrent, max_queued)
+        changes = {name: value for name, value in (
+            ("weight", weight), ("max_concurrent", max_concurrent),
+            ("max_queued", max_queued)) if value is not None}
+        with self._write() as db:
+            key_id = self._key_by_prefix(db, prefix)
+            for column, value in changes.items():
+                db.execute(f"UPDATE keys SET {column} = ? WHERE id = ?", (value, key_id))
+        return self.get_key(key_id)
+
     def ledger(self, job_id: str) -> list[tuple[str, int]]:
         rows = self._conn().execute(
             "SELECT kind, amount FROM ledger WHERE job_id = ? ORDER BY at, rowid", (job_id,)
@@ -176,13 +196,17 @@ class SqliteJobStore:
             now = self.now()
             for order in orders:
                 outcomes.append(self._submit(db, order, now))
+        queued = sum(1 for outcome in outcomes if isinstance(outcome, tuple))
+        if queued:
+            self._wakeup.signal(queued)
         return outcomes
 
     def _submit(self, db: sqlite3.Connection, order: JobOrder,
                 now: float) -> Submitted | Refusal:
         job_id = self._ids()  # one per order, refused or not, as on Redis
-        balance = int(db.execute("SELECT balance FROM keys WHERE id = ?",
-                                 (order.key_id,)).fetchone()["balance"])
+        key = db.execute("SELECT id, balance, weight, last_tag, max_queued FROM keys"
+                         " WHERE id = ?", (order.key_id,)).fetchone()
+        balance = int(key["balance"])
         if order.idempotency_key is not None:
             earlier = db.execute(
                 "SELECT digest, job_id FROM idempotency WHERE key_id = ? AND idem_key = ?",
@@ -193,18 +217,23 @@ class SqliteJobStore:
                 job = self._job_in(db, earlier["job_id"], now)
                 if job is not None:
                     return job, balance
+        try:
+            fair.check_queue_cap(db, key)
+        except QueueFull as full:
+            return full
         if balance < order.price:
             return InsufficientCredits(order.price / 1000, balance / 1000)
+        tag = fair.next_tag(db, key, order)
         job = Job(id=job_id, key_id=order.key_id, params=order.params,
                   state=JobState.QUEUED, price=order.price, hold="held", attempt=0,
                   created_at=now, webhook_url=order.webhook_url)
         db.execute("UPDATE keys SET balance = balance - ? WHERE id = ?",
                    (order.price, order.key_id))
         db.execute(
-            "INSERT INTO jobs (id, key_id, params, state, price, hold, created_at, webhook_url)"
-            " VALUES (?, ?, ?, 'QUEUED', ?, 'held', ?, ?)",
+            "INSERT INTO jobs (id, key_id, params, state, price, hold, created_at, webhook_url,"
+            " fair_tag, slug) VALUES (?, ?, ?, 'QUEUED', ?, 'held', ?, ?, ?, ?)",
             (job.id, order.key_id, json.dumps(order.params.to_json()), order.price, now,
-             order.webhook_url),
+             order.webhook_url, tag, order.params.slug),
         )
         if order.idempotency_key is not None:
             db.execute("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
@@ -250,15 +279,10 @@ class SqliteJobStore:
 
     def queue_position(self, job_id: str) -> int | None:
         """1 for the next job to run; None unless the job is QUEUED."""
-        row = self._conn().execute(
-            "SELECT seq FROM jobs WHERE id = ? AND state = 'QUEUED'", (job_id,)
-        ).fetchone()
-        if row is None:
-            return None
-        ahead = self._conn().execute(
-            "SELECT COUNT(*) FROM jobs WHERE state = 'QUEUED' AND seq < ?", (row["seq"],)
-        ).fetchone()[0]
-        return int(ahead) + 1
+        return fair.queue_position(self._conn(), job_id, self.fair_dispatch)
+
+    def queued_by_model(self) -> dict[str, int]:
+        return fair.queued_by_model(self._conn())
 
     def queue_stats(self) -> QueueStats:
         db = self._conn()
@@ -271,18 +295,17 @@ class SqliteJobStore:
         return QueueStats(by_state.get("QUEUED", 0), age, by_state)
 
     # -- workers --------------------------------------------------------------
-    def claim_next_job(self, worker_id: str, lease_s: float) -> ClaimedJob | None:
+    def claim_next_job(self, worker_id: str, lease_s: float,
+                       models: tuple[str, ...] | None = None) -> ClaimedJob | None:
         db = self._conn()
         # A read first, so that idle workers polling the queue take no write lock.
         if db.execute("SELECT 1 FROM jobs WHERE state = 'QUEUED' LIMIT 1").fetchone() is None:
             return None
         with self._write() as db:
-            row = db.execute(
-                "SELECT id, attempt, params, created_at FROM jobs WHERE state = 'QUEUED'"
-                " ORDER BY seq LIMIT 1"
-            ).fetchone()
+            row = fair.pick_job(db, models, self.fair_dispatch)
             if row is None:
                 return None
+            fair.advance_clock(db, float(row["fair_tag"]))
             now = self.now()
             attempt = int(row["attempt"]) + 1
             db.execute(
@@ -293,6 +316,10 @@ class SqliteJobStore:
             )
         return ClaimedJob(row["id"], attempt, JobParams.from_json(json.loads(row["params"])),
                           now - float(row["created_at"]))
+
+    def wait_for_work(self, timeout_s: float, models: tuple[str, ...] | None = None) -> None:
+        """Block until a submit or a requeue signals, or ``timeout_s`` passes."""
+        self._wakeup.wait(timeout_s)
 
     def renew_lease(self, job_id: str, attempt: int, lease_s: float, progress: float) -> None:
         with self._write() as db:
@@ -387,6 +414,7 @@ class SqliteJobStore:
             " progress = 0, last_error = ?, handed_back = handed_back + ? WHERE id = ?",
             (reason, 0 if counts else 1, job_id),
         )
+        self._wakeup.signal()
 
     def recover_expired_leases(self, max_attempts: int) -> int:
         """Requeue (or fail) PROCESSING jobs whose worker stopped renewing its lease."""
@@ -503,14 +531,17 @@ class SqliteJobStore:
             raise NotFound(f"no key with id {key_id}")
         return str(row["webhook_secret"])
 
-    def heartbeat_worker(self, worker_id: str, engine: str, job_id: str | None) -> None:
+    def heartbeat_worker(self, worker_id: str, engine: str, job_id: str | None,
+                         models: tuple[str, ...] | None = None) -> None:
         now = self.now()
         with self._write() as db:
             db.execute(
-                "INSERT INTO workers (id, engine, job_id, started_at, last_seen)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET engine = excluded.engine,"
-                " job_id = excluded.job_id, last_seen = excluded.last_seen",
-                (worker_id, engine, job_id, now, now))
+                "INSERT INTO workers (id, engine, job_id, started_at, last_seen, models)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+                " engine = excluded.engine, job_id = excluded.job_id,"
+                " last_seen = excluded.last_seen, models = excluded.models",
+                (worker_id, engine, job_id, now, now,
+                 None if models is None else json.dumps(models)))
 
     def remove_worker(self, worker_id: str) -> None:
         with self._write() as db:
@@ -518,9 +549,11 @@ class SqliteJobStore:
 
     def list_workers(self) -> list[WorkerRecord]:
         rows = self._conn().execute(
-            "SELECT id, engine, job_id, started_at, last_seen FROM workers ORDER BY id")
+            "SELECT id, engine, job_id, started_at, last_seen, models FROM workers ORDER BY id")
         return [WorkerRecord(row["id"], row["engine"], row["job_id"], row["started_at"],
-                             row["last_seen"]) for row in rows]
+                             row["last_seen"],
+                             None if row["models"] is None else tuple(json.loads(row["models"])))
+                for row in rows]
 
     # -- retention ------------------------------------------------------------
     def sweep_expired(self) -> SweepReport:
@@ -556,7 +589,8 @@ class SqliteJobStore:
 def _key(row: sqlite3.Row) -> ApiKey:
     models = None if row["models"] is None else tuple(json.loads(row["models"]))
     return ApiKey(row["id"], row["prefix"], row["name"], models, int(row["balance"]),
-                  bool(row["revoked"]), row["created_at"])
+                  bool(row["revoked"]), row["created_at"], float(row["weight"]),
+                  int(row["max_concurrent"]), int(row["max_queued"]))
 
 
 def _job(row: sqlite3.Row) -> Job:

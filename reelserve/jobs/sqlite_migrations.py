@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reelserve.errors import StoreTooNew
+from reelserve.jobs.sqlite_fair import add_fair_scheduling
 from reelserve.jobs.sqlite_schema import BASELINE_SCHEMA
 
 
@@ -59,6 +60,7 @@ def _one_webhook_per_job(db: sqlite3.Connection) -> None:
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _baseline,
     _one_webhook_per_job,
+    add_fair_scheduling,  # version 3: weights, caps, fair tags, models (sqlite_fair)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

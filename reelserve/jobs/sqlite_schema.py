@@ -100,3 +100,28 @@ CREATE TABLE IF NOT EXISTS ledger (
     PRIMARY KEY (job_id, kind)
 );
 """
+
+# Fair scheduling (docs/contract-decisions.md, "Scheduling"): per-key weight and caps,
+# each queued job's place in the weighted round robin (``fair_tag``), its model (for
+# routing), the models each worker claims, and the scheduler's virtual time. Columns
+# are added to databases made before them; kept apart so they can become one
+# migration step.
+FAIR_SCHEDULING_COLUMNS = (
+    ("keys", "weight", "REAL NOT NULL DEFAULT 1"),
+    ("keys", "max_concurrent", "INTEGER NOT NULL DEFAULT 0"),
+    ("keys", "max_queued", "INTEGER NOT NULL DEFAULT 0"),
+    ("keys", "last_tag", "REAL NOT NULL DEFAULT 0"),
+    ("jobs", "fair_tag", "REAL NOT NULL DEFAULT 0"),
+    ("jobs", "slug", "TEXT NOT NULL DEFAULT ''"),
+    ("workers", "models", "TEXT"),
+)
+FAIR_SCHEDULING_DDL = """
+CREATE TABLE IF NOT EXISTS fair_clock (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    vtime REAL NOT NULL
+);
+INSERT OR IGNORE INTO fair_clock VALUES (0, 0);
+CREATE INDEX IF NOT EXISTS jobs_fair ON jobs(state, fair_tag, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_key_state ON jobs(key_id, state, fair_tag);
+CREATE INDEX IF NOT EXISTS jobs_by_model ON jobs(state, slug);
+"""

@@ -63,6 +63,11 @@ class JobStore(Protocol):
         several raise ``NotFound`` saying which.
         """
         ...
+    def set_key_limits(self, prefix: str, *, weight: float | None = None,
+                       max_concurrent: int | None = None,
+                       max_queued: int | None = None) -> ApiKey:
+        """Change the key's scheduling weight and caps (0: no cap); None leaves one as is."""
+        ...
     def ledger(self, job_id: str) -> list[tuple[str, int]]:
         """The job's credit movements: ``hold``, then ``capture`` or ``release``, each
         at most once. Kept ``LEDGER_GRACE_S`` beyond the job; [] when unknown."""
@@ -84,11 +89,15 @@ class JobStore(Protocol):
         """The job, or None when unknown or expired (``expires_at <= now()``)."""
         ...
     def queue_position(self, job_id: str) -> int | None:
-        """1 for the next job a worker claims; None unless the job is QUEUED."""
+        """1 for the next job a worker claims in fair order (caps and routing aside);
+        None unless the job is QUEUED."""
         ...
     def queue_stats(self) -> QueueStats:
         """Queue depth and the oldest queued job's wait; ``by_state`` counts every job
         the store keeps, an expired one included until ``sweep_expired`` removes it."""
+        ...
+    def queued_by_model(self) -> dict[str, int]:
+        """Queued jobs per model slug."""
         ...
     def list_jobs(self, key_id: int, limit: int) -> list[Job]:
         """The key's most recent jobs that have not expired, newest first."""
@@ -106,9 +115,17 @@ class JobStore(Protocol):
         ...
 
     # workers
-    def claim_next_job(self, worker_id: str, lease_s: float) -> ClaimedJob | None:
-        """Move the first queued job to PROCESSING under a new attempt and a lease of
-        ``lease_s``; None when the queue is empty."""
+    def claim_next_job(self, worker_id: str, lease_s: float,
+                       models: tuple[str, ...] | None = None) -> ClaimedJob | None:
+        """Move the next queued job in fair order that the worker may run to PROCESSING
+        under a new attempt and a lease of ``lease_s``; None when there is none.
+
+        Keys take turns by weight, each key's jobs oldest first; ``models`` limits
+        the jobs to those slugs (None: any); keys at their max-concurrent cap wait.
+        """
+        ...
+    def wait_for_work(self, timeout_s: float, models: tuple[str, ...] | None = None) -> None:
+        """Block an idle worker until a job may be waiting for it, or ``timeout_s``."""
         ...
     def renew_lease(self, job_id: str, attempt: int, lease_s: float, progress: float) -> None:
         """Extend the lease to ``now() + lease_s``; progress only goes up. Raises
@@ -139,7 +156,8 @@ class JobStore(Protocol):
     def recover_expired_leases(self, max_attempts: int) -> int:
         """``abandon_attempt`` for every running job whose lease ended; answers how many."""
         ...
-    def heartbeat_worker(self, worker_id: str, engine: str, job_id: str | None) -> None:
+    def heartbeat_worker(self, worker_id: str, engine: str, job_id: str | None,
+                         models: tuple[str, ...] | None = None) -> None:
         """Record that the worker is alive (its first heartbeat is its start)."""
         ...
 

@@ -40,7 +40,7 @@ def _user_version(path: Path) -> int:
 
 def test_a_new_sqlite_file_starts_at_the_current_version(tmp_path: Path) -> None:
     SqliteJobStore(tmp_path / "s.sqlite3", retention_s=60).close()
-    assert _user_version(tmp_path / "s.sqlite3") == SCHEMA_VERSION == 2
+    assert _user_version(tmp_path / "s.sqlite3") == SCHEMA_VERSION == 3  # 3: fair scheduling
 
 
 def test_a_0_1_0_file_is_migrated_in_place_and_keeps_its_rows(tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ def test_a_redis_layout_gets_its_version_and_keeps_0_1_0_data(redis_prefix: str)
     key = new_key(old, credits=900)
     assert layout_version(old.redis, redis_prefix) == 0
     store = RedisJobStore(REDIS_URL, retention_s=60, prefix=redis_prefix)
-    assert layout_version(store.redis, redis_prefix) == LAYOUT_VERSION == 1
+    assert layout_version(store.redis, redis_prefix) == LAYOUT_VERSION == 2  # 2: fair scheduling
     assert store.get_key(key.id).balance == 900
     assert store.migrate_layout("here") == LAYOUT_VERSION  # again: nothing to do
     old.close()

@@ -15,6 +15,7 @@ difference of behaviour.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ from hypothesis.stateful import (
 from reelserve.errors import ReelserveError
 from reelserve.jobs import Job, JobStore
 from reelserve.jobs.states import IllegalTransition, JobState, check_transition
-from store_contract.stores import RETENTION_S, open_pair, order
+from store_contract.stores import RETENTION_S, T2V, open_pair, order
 
 LEASE_S = 30.0
 MAX_ATTEMPTS = 2
@@ -120,6 +121,37 @@ class StoresSideBySide(RuleBasedStateMachine):
             if isinstance(outcome, tuple) and isinstance(outcome[0], Job) \
                     and outcome[0].id not in self.jobs:
                 self.jobs.append(outcome[0].id)
+
+    @precondition(lambda self: self.keys)
+    @rule(index=st.integers(0, 50), sync=st.booleans(), count=st.integers(1, 3))
+    def submit_fairly(self, index: int, sync: bool, count: int) -> None:
+        """Scheduling: a /v1 (sync) order or a batch, on a key that may have caps."""
+        key_id = self.keys[index % len(self.keys)][0]
+        orders = [replace(order(key_id, 120), sync=sync) for _ in range(count)]
+        outcomes = self.both(lambda s: [(type(o).__name__, o.message)
+                                        if isinstance(o, ReelserveError) else o
+                                        for o in s.submit_jobs(orders)])
+        self.jobs += [o[0].id for o in outcomes
+                      if isinstance(o, tuple) and isinstance(o[0], Job)]
+
+    @precondition(lambda self: self.keys)
+    @rule(index=st.integers(0, 50), weight=st.sampled_from([None, 0.5, 1.0, 3.0]),
+          max_concurrent=st.sampled_from([None, 0, 1, 2]),
+          max_queued=st.sampled_from([None, 0, 1, 3]))
+    def set_key_limits(self, index: int, weight: float | None, max_concurrent: int | None,
+                       max_queued: int | None) -> None:
+        prefix = self.keys[index % len(self.keys)][1]
+        self.both(lambda s: s.set_key_limits(prefix, weight=weight,
+                                             max_concurrent=max_concurrent,
+                                             max_queued=max_queued))
+
+    @rule(worker=st.sampled_from(["w1", "w2"]),
+          models=st.sampled_from([(T2V,), ("kling-3-standard-image2video",)]))
+    def claim_models(self, worker: str, models: tuple[str, ...]) -> None:
+        """Routing: a worker that claims only ``models``."""
+        claimed = self.both(lambda s: s.claim_next_job(worker, LEASE_S, models))
+        self.both(lambda s: s.heartbeat_worker(worker, "fixture",
+                                               None if claimed is None else claimed.id, models))
 
     @precondition(lambda self: self.jobs)
     @rule(index=st.integers(0, 50))
@@ -250,6 +282,7 @@ class StoresSideBySide(RuleBasedStateMachine):
     @invariant()
     def queue_voices_and_workers_look_the_same(self) -> None:
         self.ask("queue_stats")
+        self.ask("queued_by_model")
         self.ask("list_workers")
         for voice_id in self.voices:
             self.ask("get_voice", voice_id)

@@ -61,7 +61,7 @@ async def submit_async(slug: Slug, request: Request, caller: Authenticated) -> J
              responses={200: {"content": {"video/mp4": {}}}, 504: {"model": schemas.ErrorBody}})
 async def submit_sync(slug: Slug, request: Request, caller: Authenticated) -> Response:
     context, key = caller
-    job, balance = await context.submitter.submit(request, key, slug)
+    job, balance = await context.submitter.submit(request, key, slug, sync=True)
     job = await _wait_until_ended(context, job)
     if job.state is JobState.FAILED:
         response = error_response(JobFailed(job.id, job.error or "failed"))
