@@ -50,6 +50,7 @@ from reelserve.jobs.records import (
     webhook_id,
 )
 from reelserve.jobs.sqlite_migrations import migrate
+from reelserve.jobs.sqlite_ranks import DeepPlaces, queue_position
 from reelserve.jobs.states import CANCELED_STATUS, JobState, check_transition
 
 JOB_COLUMNS = (
@@ -78,6 +79,7 @@ class SqliteJobStore:
         # Threads of one process take turns for the write lock here: waiting on a
         # mutex wakes at once, while SQLite's busy handler sleeps in growing steps.
         self._write_turn = threading.Lock()
+        self._deep_places = DeepPlaces()
         self._wakeup = LocalWakeup(path.with_name(path.name + ".wake"))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -279,7 +281,7 @@ class SqliteJobStore:
 
     def queue_position(self, job_id: str) -> int | None:
         """1 for the next job to run; None unless the job is QUEUED."""
-        return fair.queue_position(self._conn(), job_id, self.fair_dispatch)
+        return queue_position(self._conn(), self._deep_places, job_id, self.fair_dispatch)
 
     def queued_by_model(self) -> dict[str, int]:
         return fair.queued_by_model(self._conn())

@@ -83,27 +83,6 @@ def advance_clock(db: sqlite3.Connection, tag: float) -> None:
     db.execute("UPDATE fair_clock SET vtime = MAX(vtime, ?) WHERE id = 0", (tag,))
 
 
-def queue_position(db: sqlite3.Connection, job_id: str, fair: bool) -> int | None:
-    """1 for the next job to run (caps and routing aside); None unless the job is QUEUED.
-
-    Counted on the ``(state, fair_tag, seq)`` index: the jobs ahead are read from
-    the index alone, never from the table.
-    """
-    row = db.execute("SELECT seq, fair_tag FROM jobs WHERE id = ? AND state = 'QUEUED'",
-                     (job_id,)).fetchone()
-    if row is None:
-        return None
-    if fair:
-        ahead = db.execute(
-            "SELECT COUNT(*) FROM jobs WHERE state = 'QUEUED'"
-            " AND (fair_tag < ? OR (fair_tag = ? AND seq < ?))",
-            (row["fair_tag"], row["fair_tag"], row["seq"])).fetchone()[0]
-    else:
-        ahead = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'QUEUED' AND seq < ?",
-                           (row["seq"],)).fetchone()[0]
-    return int(ahead) + 1
-
-
 def queued_by_model(db: sqlite3.Connection) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in db.execute(
         "SELECT slug, COUNT(*) FROM jobs WHERE state = 'QUEUED' GROUP BY slug")}
