@@ -34,6 +34,7 @@ from reelserve.errors import (
     SyncTimeout,
     Unauthorized,
 )
+from reelserve.input_blobs import bind_inputs, store_inline_inputs, sweep_inputs
 from reelserve.jobs import ApiKey, Job, JobOrder, JobState, JobStore, Submitted
 from reelserve.jobs.backends import open_rate_limiter
 from reelserve.keys import authenticate
@@ -97,12 +98,14 @@ class Service:
         body = await _json_body(request, self.settings.max_body_bytes)
         params = parse_submit(model, body)
         check_voice_ids(self, key.id, params.voice_ids)
+        params = await store_inline_inputs(params, self.storage, self.settings.max_input_bytes)
         idempotency_key = request.headers.get("idempotency-key")
         order = JobOrder(key.id, params, price_millicredits(params),
                          webhook_url=_webhook_url(body),
                          idempotency_key=_idempotency_key(idempotency_key),
                          body_digest=_digest(slug, body) if idempotency_key else "")
         submitted = await self.submits.submit(order)
+        await bind_inputs(self.storage, params, submitted[0])
         metrics.JOBS_SUBMITTED.labels(slug).inc()
         log.info("submitted", extra={**job_fields(submitted[0].id, slug, 0, self.settings.engine),
                                      "key_prefix": key.prefix})
@@ -159,6 +162,7 @@ class Service:
         report = self.store.sweep_expired()
         for key in report.deleted_outputs:
             self.storage.delete(key)
+        sweep_inputs(self.storage, self.store)
         if report.expired_jobs:
             log.info("expired %d jobs", report.expired_jobs)
 
