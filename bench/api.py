@@ -1,33 +1,51 @@
-"""API throughput and dispatch latency, measured side by side in one run.
+"""API throughput and latency, measured with wrk against bare routes, side by side in one run.
 
-    .venv/bin/python bench/api.py [--requests 2000] [--rounds 3] [--dispatch 40]
+    apt-get update && apt-get install -y wrk      # Debian's wrk 4, a compiled load generator
+    .venv/bin/python bench/api.py [--seconds 10] [--rounds 3] [--rate 200] [--dispatch 40]
 
-1. Submit and status-poll throughput of a real `reelserve serve` (one uvicorn
-   process, no workers, so the queue only grows) against `bench/bare_app.py`, a
-   FastAPI app with one JSON route on the same uvicorn stack. Rounds alternate
-   between the two servers; the medians and their ratio are printed.
-2. Submit-to-PROCESSING dispatch latency with one idle worker: jobs are sent one
-   at a time, each after the previous finished, and the latency is the job's
-   ``started_at - created_at`` as the store recorded them (one clock). The
-   worker runs the tests' fixture engine (``sleep=0``), so each job is short.
+1. Throughput: submit (``POST /v2/{slug}``) and status-poll requests per second of a real
+   ``reelserve serve --workers 0`` (one uvicorn process, SQLite store, so the queue only
+   grows) against ``bench/bare_app.py``, bare async FastAPI routes on the same uvicorn
+   stack that parse the same JSON body. ``wrk -t1 -c32`` for ``--seconds`` per
+   measurement; rounds alternate between the two servers; medians and ratios are printed.
+   ``--store redis://...`` measures reelserve on Redis instead.
+2. Latency at a fixed request rate while a worker renders: ``reelserve serve --workers 1``
+   with the real preview engine, kept busy by 15 s 1080p jobs with audio, takes submits
+   and polls at ``--rate`` requests/s each; p50/p99/max latency as wrk measured them.
+3. ``--only profile``: the same server run under pyinstrument (main thread, where the
+   event loop runs) while wrk sends submits for ``--seconds``; the text profile is
+   written to ``--profile-out`` (``bench-submit-profile.txt``) and its top printed.
+4. Dispatch: jobs submitted one at a time to a server with one idle worker (the tests'
+   fixture engine, ``sleep=0``); latency = ``started_at - created_at`` as the store
+   recorded them (one clock).
 
-The load generator is a raw HTTP/1.1 client on asyncio streams in this process; it shares the
-machine's cores with the server under test, the same way for both servers.
+Pacing: Debian has no wrk2, so plain wrk is paced by its Lua ``delay()`` hook: before
+each request a connection waits an exponentially distributed gap with mean
+``connections / rate``, which makes the offered load a Poisson stream at ``rate`` as
+long as responses are much faster than that gap. wrk does not correct for coordinated
+omission: while the server stalls, the requests it would have sent are not sent. The
+achieved rate is printed beside the target, so a shortfall is visible.
+
+wrk runs as its own process (one thread) and the servers are started as processes
+through the public CLI and ``uvicorn --factory``; nothing here imports the API package.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -37,19 +55,77 @@ from reelserve.jobs.sqlite import SqliteJobStore
 ROOT = Path(__file__).resolve().parent.parent
 T2V = "kling-3-standard-text2video"
 JOB = {"prompt": "sleep=0 a lighthouse in fog", "duration": "3", "generate_audio": False}
-CONCURRENCY = 32
+RENDER_JOB = {"prompt": "a lighthouse at night in the rain, slow pan", "duration": "15",
+              "aspect_ratio": "16:9", "generate_audio": True}
+CONNECTIONS = 32
+PACED_CONNECTIONS = 16
+# Each wrk run reports one machine-readable line from its done() hook.
+REPORT = """
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d %d\\n", summary.requests,
+    summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    """What one wrk run measured; latencies in milliseconds."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def lua_script(method: str, key: str, body: dict[str, object] | None,
+               mean_gap_ms: float | None) -> str:
+    """A wrk script sending one fixed request, optionally paced by Poisson gaps."""
+    lines = [f'wrk.method = "{method}"', 'wrk.headers["content-type"] = "application/json"']
+    if key:
+        lines.append(f'wrk.headers["x-api-key"] = {json.dumps(key)}')
+    if body is not None:
+        lines.append(f"wrk.body = {json.dumps(json.dumps(body))}")
+    if mean_gap_ms is not None:
+        lines += ["function delay()",
+                  f"  return math.floor(-{mean_gap_ms} * math.log(1 - math.random()))",
+                  "end"]
+    return "\n".join(lines) + "\n" + REPORT
+
+
+def run_wrk(url: str, script: str, seconds: int, connections: int) -> WrkResult:
+    """One wrk run; raises if any request failed or answered other than 2xx."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
+        file.write(script)
+    try:
+        done = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+             "-s", file.name, url], capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(file.name)
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT"))
+    requests, duration_us, errors, non_2xx, p50, p99, peak = map(int, line.split()[1:])
+    if errors or non_2xx:
+        raise RuntimeError(f"{url}: {errors} socket errors, {non_2xx} non-2xx answers\n"
+                           f"{done.stdout}")
+    return WrkResult(requests, duration_us / 1e6, p50 / 1000, p99 / 1000, peak / 1000)
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 def wait_healthy(base_url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
@@ -57,7 +133,8 @@ def wait_healthy(base_url: str, process: subprocess.Popen[str]) -> None:
             if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise RuntimeError("server did not come up")
 
 
@@ -71,16 +148,28 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def reelserve(data_dir: Path, workers: int) -> Iterator[tuple[str, str]]:
-    """A real `reelserve serve`; yields (base URL, API key)."""
+def reelserve(data_dir: Path, workers: int, *, engine: str = "fixture",
+              store_url: str = "", profile_to: Path | None = None,
+              ) -> Iterator[tuple[str, str]]:
+    """A real ``reelserve serve``; yields (base URL, API key).
+
+    With ``profile_to``, the server runs under pyinstrument and writes its text
+    profile there when it stops.
+    """
     port = free_port()
     env = {**os.environ, "REELSERVE_DATA_DIR": str(data_dir), "REELSERVE_PORT": str(port),
-           "REELSERVE_RATE_LIMIT": "0", "REELSERVE_STARTING_CREDITS": "1000000000",
-           "REELSERVE_ENGINE": "fixture_engines:create_engine",
-           "PYTHONPATH": str(ROOT / "tests")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reelserve", "serve", "--workers", str(workers)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+           "REELSERVE_RATE_LIMIT": "0", "REELSERVE_STARTING_CREDITS": "1000000000"}
+    if engine == "fixture":
+        env |= {"REELSERVE_ENGINE": "fixture_engines:create_engine",
+                "PYTHONPATH": str(ROOT / "tests")}
+    command = [sys.executable, "-m", "reelserve", "serve", "--workers", str(workers)]
+    if profile_to is not None:
+        command[1:1] = ["-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(profile_to)]
+    if store_url:  # a fresh key prefix: the Redis may be shared
+        command += ["--store", store_url]
+        env["REELSERVE_REDIS_PREFIX"] = f"bench-{uuid.uuid4().hex[:12]}"
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
     assert process.stdout is not None
     key = ""
     for line in process.stdout:
@@ -115,69 +204,73 @@ def bare_app() -> Iterator[str]:
         stop(process)
 
 
-async def one_lane(host: str, port: int, request: bytes, count: int) -> None:
-    """Send ``count`` requests one after another over one keep-alive connection."""
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        for _ in range(count):
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = head.split(b" ", 2)[1]
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            body = await reader.readexactly(length)
-            if status != b"200":
-                raise RuntimeError(f"{status.decode()}: {body[:200]!r}")
-    finally:
-        writer.close()
-        await writer.wait_closed()
+def submit_and_poll(base_url: str, key: str, seconds: int, request_id: str,
+                    mean_gap_ms: float | None = None,
+                    connections: int = CONNECTIONS) -> tuple[WrkResult, WrkResult]:
+    submit = run_wrk(f"{base_url}/v2/{T2V}", lua_script("POST", key, JOB, mean_gap_ms),
+                     seconds, connections)
+    poll = run_wrk(f"{base_url}/v2/requests/{request_id}/status",
+                   lua_script("GET", key, None, mean_gap_ms), seconds, connections)
+    return submit, poll
 
 
-async def hammer(base_url: str, key: str, method: str, path: str, requests: int) -> float:
-    """Send ``requests`` requests, CONCURRENCY at a time; answer requests per second.
-
-    A raw HTTP/1.1 client on asyncio streams: far cheaper per request than a
-    full client library, so more of the shared CPU goes to the server measured.
-    """
-    url = httpx.URL(base_url)
-    host, port = url.host, url.port or 80
-    body = json.dumps(JOB).encode() if method == "POST" else b""
-    request = (f"{method} {path} HTTP/1.1\r\nhost: {host}:{port}\r\nx-api-key: {key}\r\n"
-               f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
-               ).encode() + body
-    started = time.perf_counter()
-    await asyncio.gather(*(one_lane(host, port, request, requests // CONCURRENCY)
-                           for _ in range(CONCURRENCY)))
-    return requests // CONCURRENCY * CONCURRENCY / (time.perf_counter() - started)
-
-
-def throughput(requests: int, rounds: int, data_dir: Path) -> None:
-    results: dict[str, list[float]] = {"bare submit": [], "reelserve submit": [],
-                                       "bare poll": [], "reelserve poll": []}
+def throughput(seconds: int, rounds: int, data_dir: Path, store_url: str) -> None:
+    rates: dict[str, list[float]] = {"bare submit": [], "reelserve submit": [],
+                                     "bare poll": [], "reelserve poll": []}
     for _ in range(rounds):
         with bare_app() as base_url:
-            results["bare submit"].append(
-                asyncio.run(hammer(base_url, "", "POST", f"/v2/{T2V}", requests)))
-            results["bare poll"].append(asyncio.run(
-                hammer(base_url, "", "GET", "/v2/requests/some-id/status", requests)))
-        with reelserve(data_dir, workers=0) as (base_url, key):
-            results["reelserve submit"].append(
-                asyncio.run(hammer(base_url, key, "POST", f"/v2/{T2V}", requests)))
+            submit, poll = submit_and_poll(base_url, "", seconds, "some-id")
+            rates["bare submit"].append(submit.rate)
+            rates["bare poll"].append(poll.rate)
+        with reelserve(data_dir, workers=0, store_url=store_url) as (base_url, key):
             request_id = httpx.post(f"{base_url}/v2/{T2V}", json=JOB,
                                     headers={"x-api-key": key}).json()["request_id"]
-            results["reelserve poll"].append(asyncio.run(
-                hammer(base_url, key, "GET", f"/v2/requests/{request_id}/status", requests)))
-    median = {name: statistics.median(values) for name, values in results.items()}
-    print(f"throughput, {requests} requests x {rounds} rounds, {CONCURRENCY} in flight "
-          "(median requests/s):")
-    for name, values in results.items():
+            submit, poll = submit_and_poll(base_url, key, seconds, request_id)
+            rates["reelserve submit"].append(submit.rate)
+            rates["reelserve poll"].append(poll.rate)
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    store = "Redis" if store_url else "SQLite"
+    print(f"throughput, wrk -t1 -c{CONNECTIONS} -d{seconds}s x {rounds} rounds, "
+          f"reelserve on {store} (median requests/s):")
+    for name, values in rates.items():
         shown = ", ".join(f"{v:.0f}" for v in values)
         print(f"  {name:18} {median[name]:8.0f}   rounds: {shown}")
     print(f"  submit ratio reelserve/bare: {median['reelserve submit'] / median['bare submit']:.2f}"
           "  (target >= 0.50)")
     print(f"  poll ratio reelserve/bare:   {median['reelserve poll'] / median['bare poll']:.2f}")
+
+
+def paced_latency(seconds: int, rate: float, data_dir: Path) -> None:
+    """Submit and poll latency at ``rate`` requests/s each, with a worker rendering."""
+    with reelserve(data_dir, workers=1, engine="preview") as (base_url, key), \
+            httpx.Client(base_url=base_url, headers={"x-api-key": key}) as client:
+        ids = [client.post(f"/v2/{T2V}", json=RENDER_JOB).json()["request_id"]
+               for _ in range(3)]
+        deadline = time.monotonic() + 60
+        while client.get(f"/v2/requests/{ids[0]}/status").json()["status"] != "PROCESSING":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the worker did not start rendering")
+            time.sleep(0.1)
+        gap_ms = PACED_CONNECTIONS / rate * 1000
+        submit, poll = submit_and_poll(base_url, key, seconds, ids[0], gap_ms,
+                                       PACED_CONNECTIONS)
+        still = client.get(f"/v2/requests/{ids[0]}/status").json()["status"]
+    print(f"latency at a fixed rate, {rate:.0f} requests/s offered, wrk -t1 "
+          f"-c{PACED_CONNECTIONS} -d{seconds}s, one worker rendering 15 s 1080p preview jobs "
+          f"(first job {still} at the end):")
+    for name, result in (("submit", submit), ("poll", poll)):
+        print(f"  {name:6}  achieved {result.rate:6.0f}/s   p50 {result.p50_ms:6.1f} ms   "
+              f"p99 {result.p99_ms:6.1f} ms   max {result.max_ms:6.1f} ms")
+
+
+def profile_submits(seconds: int, data_dir: Path, out: Path) -> None:
+    """Where a submit's time goes on the event loop, sampled by pyinstrument."""
+    with reelserve(data_dir, workers=0, profile_to=out) as (base_url, key):
+        result = run_wrk(f"{base_url}/v2/{T2V}", lua_script("POST", key, JOB, None), seconds,
+                         CONNECTIONS)
+    print(f"profile of {result.requests} submits ({result.rate:.0f}/s under the profiler) "
+          f"written to {out}; its first lines:")
+    print("\n".join(out.read_text().splitlines()[:60]))
 
 
 def dispatch(jobs: int, data_dir: Path) -> None:
@@ -204,13 +297,28 @@ def dispatch(jobs: int, data_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--seconds", type=int, default=10, help="per wrk run")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=200.0, help="paced requests/s")
     parser.add_argument("--dispatch", type=int, default=40)
+    parser.add_argument("--store", default="", help="a redis:// URL; SQLite when empty")
+    parser.add_argument("--only", choices=("throughput", "latency", "dispatch", "profile"),
+                        default=None)
+    parser.add_argument("--profile-out", type=Path, default=Path("bench-submit-profile.txt"))
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench/api.py needs wrk: apt-get update && apt-get install -y wrk")
+    print("load average before: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     with tempfile.TemporaryDirectory(prefix="reelserve-bench-") as tmp:
-        throughput(args.requests, args.rounds, Path(tmp) / "throughput")
-        dispatch(args.dispatch, Path(tmp) / "dispatch")
+        if args.only in (None, "throughput"):
+            throughput(args.seconds, args.rounds, Path(tmp) / "throughput", args.store)
+        if args.only in (None, "latency"):
+            paced_latency(args.seconds, args.rate, Path(tmp) / "latency")
+        if args.only in (None, "dispatch"):
+            dispatch(args.dispatch, Path(tmp) / "dispatch")
+        if args.only == "profile":
+            profile_submits(args.seconds, Path(tmp) / "profile", args.profile_out.resolve())
+    print("load average after: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

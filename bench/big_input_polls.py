@@ -5,9 +5,10 @@
 A real `reelserve serve` with no workers (the job stays QUEUED, so every poll is
 a full status read). /healthz p50/p99 is measured idle, then again while
 ``--pollers`` threads poll the job's status, each every ``--poll-interval``
-seconds (0: flat out); the ratio is printed. Before input blobs, each poll loaded and parsed the ~67 MB params of
-such a job on the event loop. The image is 50 MB of random bytes sent as a
-base64 data: URL (never decoded: no worker runs it).
+seconds (0: flat out); the ratio is printed. Before input blobs, each poll
+loaded and parsed the ~67 MB params of such a job on the event loop. The image
+is 50 MB of random bytes sent as a base64 data: URL (never decoded: no worker
+runs it).
 """
 
 from __future__ import annotations

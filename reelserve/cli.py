@@ -6,63 +6,63 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn
 
 import typer
 import uvicorn
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from reelserve.catalog import MODELS
 from reelserve.cli_generate import GenerateCommand, generate
+from reelserve.cli_help import ReadableTyper, make_app_readable
 from reelserve.cli_models import models_app
+from reelserve.cli_requests import download, get
+from reelserve.cli_status import status
+from reelserve.cli_store import (
+    DataDir,
+    StoreUrl,
+    existing_store,
+    fail,
+    open_checked_store,
+    settings_with,
+)
 from reelserve.errors import EngineUnavailable, ReelserveError
 from reelserve.jobs import JobStore
-from reelserve.jobs.backends import open_store
 from reelserve.keys import issue_key
 from reelserve.logs import configure_logging
 from reelserve.metrics_dir import use_metrics_dir
 from reelserve.processes import EXIT_ENGINE_UNAVAILABLE, die_with_parent, supervised_by
-from reelserve.settings import Settings, settings_from_env
+from reelserve.serve_startup import listen_socket, wait_for_engine
+from reelserve.settings import Settings
 from reelserve.storage import Storage, open_storage
+from reelserve.supervisor import worker_id_of
 
-app = typer.Typer(help="reelserve: a self-hosted Kling 3.0 compatible video API.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-keys_app = typer.Typer(help="Create, list and revoke API keys; add credits.",
-                       no_args_is_help=True)
+app = ReadableTyper(help="reelserve: a self-hosted Kling 3.0 compatible video API.",
+                    no_args_is_help=True, pretty_exceptions_enable=False)
+keys_app = ReadableTyper(help="Create, list and revoke API keys; add credits.",
+                         no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-app.add_typer(models_app, name="models")
+app.add_typer(make_app_readable(models_app), name="models")
 app.command("generate", cls=GenerateCommand)(generate)
+app.command("status")(status)
+app.command("get")(get)
+app.command("download")(download)
 console = Console()
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Store and outputs live here.")]
-StoreUrl = Annotated[str | None, typer.Option(
-    "--store", help="redis://HOST:PORT/DB to share jobs with other servers; SQLite if absent.")]
 
 
 def _settings(**overrides: object) -> Settings:
-    return settings_from_env().with_overrides(**overrides)
+    return settings_with(**overrides)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    console.print(f"[red]error:[/red] {escape(message)}")
-    raise typer.Exit(code)
+    fail(message, code)
 
 
 def _open_store(settings: Settings) -> JobStore:
-    """The configured store, checked to answer; a clear error instead of a traceback."""
-    where = settings.store or str(settings.db_path)
-    try:
-        store = open_store(settings)
-        store.queue_stats()
-    except ReelserveError as error:
-        _fail(error.message)
-    except Exception as error:  # whatever the backend raises, the user needs the same answer
-        _fail(f"the job store at {where} does not answer: {type(error).__name__}: {error}")
-    return store
+    return open_checked_store(settings)
 
 
 def _open_storage(settings: Settings) -> Storage:
@@ -82,22 +82,44 @@ def _models(value: str | None) -> tuple[str, ...] | None:
     return models
 
 
+LISTEN_BACKLOG = 2048  # uvicorn's default
+ENGINES_HELP = ("preview (CPU storyboards, no weights), ltx2 (LTX-2 on a GPU), "
+                "or package.module:factory")
+
+
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    host: Annotated[str | None, typer.Option(
+        help="Address to listen on.  \\[default: 127.0.0.1]", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option(
+        help="Port to listen on.  \\[default: 8000]", show_default=False)] = None,
     data_dir: DataDir = None,
     store_url: StoreUrl = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes to start.")] = None,
-    engine: Annotated[str | None, typer.Option(help="Engine: preview.")] = None,
-    retention: Annotated[float | None, typer.Option(help="Seconds results are kept.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Worker processes to start.  \\[default: 1, or one per GPU with --gpus or ltx2]",
+        show_default=False)] = None,
+    engine: Annotated[str | None, typer.Option(
+        help=f"Engine: {ENGINES_HELP}.  \\[default: preview]", show_default=False)] = None,
+    gpus: Annotated[str | None, typer.Option(
+        help="GPU indexes to pin one worker each to, e.g. 0,2,5; 'none' for no pinning.  "
+             "\\[default: every GPU with ltx2]", show_default=False)] = None,
+    retention: Annotated[float | None, typer.Option(
+        help="Seconds results are kept.  \\[default: 3600]", show_default=False)] = None,
     model_path: Annotated[str | None, typer.Option(
-        help="Model directory for the ltx2 engine.")] = None,
+        help="Model directory for the ltx2 engine.  \\[default: the first one pulled]",
+        show_default=False)] = None,
 ) -> None:
-    """Start the API and its worker processes; print the base URL."""
+    """Start the API and its worker processes; print the base URL.
+
+    The port is bound and the engine loaded before the first key and the URL are
+    printed: a port in use or an engine that cannot load exits 3 having printed neither.
+    """
     settings = _settings(host=host, port=port, data_dir=data_dir, store=store_url,
-                         workers=workers,
-                         engine=engine, retention_s=retention, model_path=model_path)
+                         workers=workers, engine=engine, retention_s=retention,
+                         model_path=model_path, gpus=gpus)
+    explicit_workers = workers is not None or settings.workers != Settings.workers
+    count, assignment = _worker_gpus(settings, settings.workers if explicit_workers else None)
+    sock = listen_socket(settings.host, settings.port)  # first: a port in use changes nothing
     use_metrics_dir(settings.metrics_dir, fresh=True)  # before anything imports metrics
     configure_logging()
     from reelserve.api import create_app
@@ -105,35 +127,68 @@ def serve(
 
     store = _open_store(settings)
     storage = _open_storage(settings)
-    if not store.list_keys():
-        issued = issue_key(store, credits=int(settings.starting_credits * 1000), name="first")
-        console.print(f"Created an API key with {settings.starting_credits:g} credits "
-                      "(shown once, keep it):")
-        print(issued.secret, flush=True)
-    def engine_unavailable() -> None:  # every worker failed to load the engine: stop serving
-        os.kill(os.getpid(), signal.SIGTERM)
+    server: uvicorn.Server | None = None
+    stop_requested = threading.Event()
 
-    pool = WorkerPool(settings, settings.workers, on_engine_unavailable=engine_unavailable)
+    def stop_serving() -> None:
+        stop_requested.set()
+        if server is not None:
+            server.should_exit = True
+
+    # Every worker failed to load the engine: stop serving.
+    pool = WorkerPool(settings, assignment, on_engine_unavailable=stop_serving)
     pool.start()
-    console.print(f"reelserve {settings.engine} engine, {settings.workers} worker(s), "
+    try:
+        wait_for_engine(pool, store, settings, console)
+    except BaseException:
+        pool.stop(timeout_s=settings.shutdown_grace_s + 10)
+        sock.close()
+        raise
+    # From here a signal stops the server in order. uvicorn also re-raises the signal
+    # that stopped it once it has shut down: with the default handler that would end
+    # this process before the workers are stopped.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: stop_serving())
+    _first_key(settings, store)
+    # On SIGTERM uvicorn stops accepting connections and answers the requests in
+    # flight (a /v1 call waits up to the grace period); then the workers stop.
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(settings, store, storage), log_level="warning", log_config=None,
+        access_log=False, backlog=LISTEN_BACKLOG,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s))))
+    server.should_exit = stop_requested.is_set()
+    sock.listen(LISTEN_BACKLOG)  # connections wait for uvicorn from now, none is refused
+    pinned = sorted({gpu for gpu in assignment if gpu is not None})
+    on_gpus = f" on GPU {','.join(map(str, pinned))}" if pinned else ""
+    console.print(f"reelserve {settings.engine} engine, {count} worker(s){on_gpus}, "
                   f"data in {settings.data_dir.resolve()}")
     print(f"Serving on {settings.base_url}", flush=True)
-    # uvicorn re-raises the signal that stopped it once it has shut down; with the
-    # default handler that would end this process before the workers are stopped.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda signum, frame: None)
     try:
-        # On SIGTERM uvicorn stops accepting connections and answers the requests in
-        # flight (a /v1 call waits up to the grace period); then the workers stop.
-        uvicorn.run(create_app(settings, store, storage),
-                    host=settings.host, port=settings.port, log_level="warning",
-                    log_config=None, access_log=False,
-                    timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)))
+        server.run(sockets=[sock])
     finally:
         pool.stop(timeout_s=settings.shutdown_grace_s + 10)
     if pool.engine_unavailable:
         _fail(f"the {settings.engine} engine cannot load in any worker (see above)",
               EXIT_ENGINE_UNAVAILABLE)
+
+
+def _worker_gpus(settings: Settings, workers: int | None) -> tuple[int, tuple[int | None, ...]]:
+    from reelserve.gpus import parse_gpu_list, worker_gpus
+
+    try:
+        return worker_gpus(parse_gpu_list(settings.gpus), settings.engine, workers)
+    except ReelserveError as error:
+        _fail(error.message)
+
+
+def _first_key(settings: Settings, store: JobStore) -> None:
+    """On a first start, a key with the starting credits, printed once."""
+    if store.list_keys():
+        return
+    issued = issue_key(store, credits=int(settings.starting_credits * 1000), name="first")
+    console.print(f"Created an API key with {settings.starting_credits:g} credits "
+                  "(shown once, keep it):")
+    print(issued.secret, flush=True)
 
 
 @app.command()
@@ -159,31 +214,15 @@ def worker(data_dir: DataDir = None, store_url: StoreUrl = None,
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    worker_id = worker_id_of(os.getpid())
+    if settings.worker_gpu.isdigit():
+        from reelserve.gpu_metrics import report_worker_gpu
+
+        report_worker_gpu(worker_id, int(settings.worker_gpu), stop)
     try:
-        Worker(settings, _open_store(settings), _open_storage(settings)).run(stop)
+        Worker(settings, _open_store(settings), _open_storage(settings), worker_id).run(stop)
     except EngineUnavailable as error:
         _fail(error.message, EXIT_ENGINE_UNAVAILABLE)
-
-
-@app.command()
-def status(data_dir: DataDir = None, store_url: StoreUrl = None) -> None:
-    """Queue depth, jobs per state and workers with their last heartbeat, from the store."""
-    settings = _settings(data_dir=data_dir, store=store_url)
-    store = _open_store(settings)
-    stats = store.queue_stats()
-    now = store.now()
-    console.print(f"queue: {stats.depth} job(s) waiting, oldest {stats.oldest_age_s:.1f} s")
-    states = Table("state", "jobs")
-    for state in ("QUEUED", "PROCESSING", "COMPLETED", "FAILED"):
-        states.add_row(state, str(stats.by_state.get(state, 0)))
-    console.print(states)
-    workers = Table("worker", "engine", "job", "last heartbeat", "state")
-    for record in store.list_workers():
-        age = now - record.last_seen
-        fresh = "alive" if age <= settings.worker_stale_s else "stale"
-        workers.add_row(record.id, record.engine, record.job_id or "idle", f"{age:.1f} s ago",
-                        fresh)
-    console.print(workers if workers.row_count else "workers: none has sent a heartbeat")
 
 
 @keys_app.command("create")
@@ -197,7 +236,7 @@ def keys_create(
     """Create a key; the key itself is printed alone on the last line."""
     settings = _settings(data_dir=data_dir)
     amount = settings.starting_credits if credits is None else credits
-    issued = issue_key(open_store(settings), credits=round(amount * 1000),
+    issued = issue_key(_open_store(settings), credits=round(amount * 1000),
                        models=_models(models), name=name)
     console.print(f"Created key {issued.record.prefix}… with {amount:g} credits. "
                   "It is shown once:")
@@ -208,7 +247,7 @@ def keys_create(
 def keys_list(data_dir: DataDir = None) -> None:
     """List keys (prefix, credits, models, state)."""
     table = Table("prefix", "name", "credits", "models", "state")
-    for key in open_store(_settings(data_dir=data_dir)).list_keys():
+    for key in existing_store(_settings(data_dir=data_dir)).list_keys():
         table.add_row(key.prefix, key.name, f"{key.balance / 1000:.3f}",
                       ",".join(key.models) if key.models else "all",
                       "revoked" if key.revoked else "active")
@@ -219,7 +258,7 @@ def keys_list(data_dir: DataDir = None) -> None:
 def keys_revoke(key_prefix: str, data_dir: DataDir = None) -> None:
     """Revoke the key that starts with KEY_PREFIX."""
     try:
-        key = open_store(_settings(data_dir=data_dir)).revoke_key(key_prefix)
+        key = existing_store(_settings(data_dir=data_dir)).revoke_key(key_prefix)
     except ReelserveError as error:
         _fail(error.message)
     console.print(f"Revoked {key.prefix}…")
@@ -229,8 +268,8 @@ def keys_revoke(key_prefix: str, data_dir: DataDir = None) -> None:
 def keys_add_credits(key_prefix: str, amount: float, data_dir: DataDir = None) -> None:
     """Add AMOUNT credits to the key that starts with KEY_PREFIX."""
     try:
-        key = open_store(_settings(data_dir=data_dir)).add_credits(key_prefix,
-                                                                   round(amount * 1000))
+        key = existing_store(_settings(data_dir=data_dir)).add_credits(key_prefix,
+                                                                       round(amount * 1000))
     except ReelserveError as error:
         _fail(error.message)
     console.print(f"{key.prefix}… now has {key.balance / 1000:.3f} credits")

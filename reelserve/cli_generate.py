@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from typer.core import TyperCommand
 
 from reelserve.catalog.models import IMAGE2VIDEO, TEXT2VIDEO
+from reelserve.catalog.params import DEFAULT_NEGATIVE_PROMPT
+from reelserve.cli_help import ReadableCommand
+from reelserve.cli_inputs import BadInput, image_url, multi_prompt
+from reelserve.cli_inputs import element as parse_element
 from reelserve.client import (
     ApiError,
     AuthenticationFailed,
@@ -24,7 +29,6 @@ from reelserve.client import (
     ServerError,
     ServerUnreachable,
     WaitTimeout,
-    image_url,
 )
 from reelserve.jobs.states import JobState
 
@@ -44,7 +48,7 @@ EXIT_BY_ERROR: list[tuple[type[ClientError], int]] = [
 err_console = Console(stderr=True)
 
 
-class GenerateCommand(TyperCommand):
+class GenerateCommand(ReadableCommand):
     """Usage errors exit 1 here, since exit code 2 means an authentication problem."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # click's Context
@@ -64,33 +68,78 @@ def exit_code_for(error: ClientError) -> int:
     return EXIT_BAD_INPUT
 
 
+class Aspect(StrEnum):
+    landscape = "16:9"
+    portrait = "9:16"
+    square = "1:1"
+
+
+class ShotType(StrEnum):
+    customize = "customize"
+    intelligent = "intelligent"
+
+
+Server = Annotated[str, typer.Option(envvar="REELSERVE_SERVER", help="The server's base URL.")]
+ApiKey = Annotated[str | None, typer.Option(
+    envvar="REELSERVE_API_KEY", help="The API key (rs_...).", show_default=False)]
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
 def generate(
-    prompt: Annotated[str, typer.Argument(help="What the video shows.")],
+    prompt: Annotated[str, typer.Argument(help="What the video shows.", metavar="PROMPT",
+                                          show_default=False)],
     image: Annotated[str | None, typer.Option(
-        "--image", help="Start image: a local file or an http(s) URL.")] = None,
+        "--image", help="Start image: a local file or an http(s) URL; makes it image2video.",
+        show_default=False)] = None,
     end_image: Annotated[str | None, typer.Option(
-        "--end-image", help="End image (with --image): a local file or a URL.")] = None,
-    duration: Annotated[int, typer.Option(help="Seconds, 3 to 15.")] = 5,
-    aspect: Annotated[str, typer.Option(help="16:9, 9:16 or 1:1.")] = "16:9",
+        "--end-image", help="End image (with --image): a local file or a URL.",
+        show_default=False)] = None,
+    element: Annotated[list[str] | None, typer.Option(
+        "--element", metavar="FRONT[,REF...]", show_default=False,
+        help="An element to keep consistent (with --image): a frontal image, then up to 3 "
+             "reference images, comma separated; repeat for up to 3.")] = None,
+    duration: Annotated[int | None, typer.Option(
+        min=3, max=15, show_default=False,
+        help="Seconds, 3 to 15.  \\[default: 5, or the sum of the shots]")] = None,
+    shot: Annotated[list[str] | None, typer.Option(
+        "--shot", metavar="SECONDS:PROMPT", show_default=False,
+        help='One shot of a multi-prompt video, e.g. --shot "3:a lighthouse at dusk"; '
+             "repeat for up to 5.")] = None,
+    shots_file: Annotated[Path | None, typer.Option(
+        "--shots-file", show_default=False,
+        help='The shots as a JSON list of {"prompt", "duration"} (instead of --shot).')] = None,
+    shot_type: Annotated[ShotType, typer.Option(
+        "--shot-type", help="How the shots are cut.")] = ShotType.customize,
+    aspect: Annotated[Aspect, typer.Option(help="Aspect ratio.")] = Aspect.landscape,
+    negative_prompt: Annotated[str, typer.Option(
+        "--negative-prompt", help="What the video should not show.")] = DEFAULT_NEGATIVE_PROMPT,
+    cfg_scale: Annotated[float, typer.Option(
+        "--cfg-scale", min=0.0, max=1.0,
+        help="How closely to follow the prompt, 0 to 1.")] = 0.5,
     no_audio: Annotated[bool, typer.Option("--no-audio", help="No audio track.")] = False,
-    seed: Annotated[int | None, typer.Option(help="Same inputs and seed, same video.")] = None,
+    voice: Annotated[list[str] | None, typer.Option(
+        "--voice", metavar="VOICE_ID", show_default=False,
+        help="A voice id from kling-create-voice; repeat for up to 2.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="Same inputs and seed, same video.  \\[default: random]", show_default=False)] = None,
+    webhook_url: Annotated[str | None, typer.Option(
+        "--webhook-url", help="POSTed to when the request ends.", show_default=False)] = None,
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Where the MP4 goes; REQUEST_ID.mp4 if absent.")] = None,
-    server: Annotated[str, typer.Option(
-        envvar="REELSERVE_SERVER", help="The server's base URL.")] = "http://127.0.0.1:8000",
-    api_key: Annotated[str | None, typer.Option(
-        envvar="REELSERVE_API_KEY", help="The API key (rs_...).")] = None,
+        "--output", "-o", help="Where the MP4 goes.  \\[default: REQUEST_ID.mp4]",
+        show_default=False)] = None,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the video.")] = 900.0,
 ) -> None:
     """Generate one video on a reelserve server and save it as an MP4.
 
     With --image the model is image2video, else text2video.
-    Images are local files (sent as data: URLs) or http(s) URLs.
+    Images are local files (checked here, then sent as data: URLs) or http(s) URLs.
     Ctrl-C cancels the request.
 
     Exit codes:
       0  the video is saved
-      1  bad input: usage, an unreadable file, or a 400 from the server
+      1  bad input: usage, a file that is not an image, or a 400 from the server
       2  the key is missing or wrong (401) or may not use the model (403)
       3  the request FAILED (the server's error is printed)
       4  not done within --timeout (it keeps running; its id is printed)
@@ -99,17 +148,24 @@ def generate(
       7  rate limited (429)
       130  interrupted with Ctrl-C (the request is canceled)
     """
-    params: dict[str, Any] = {"prompt": prompt, "duration": str(duration),
-                              "aspect_ratio": aspect, "generate_audio": not no_audio,
-                              "seed": seed}
-    if end_image is not None and image is None:
-        _fail("--end-image needs --image (the start image)", EXIT_BAD_INPUT)
+    params: dict[str, Any] = {
+        "prompt": prompt, "negative_prompt": negative_prompt, "aspect_ratio": aspect.value,
+        "cfg_scale": cfg_scale, "generate_audio": not no_audio, "shot_type": shot_type.value,
+        "seed": seed, "voice_ids": voice or None, "webhook_url": webhook_url,
+        "duration": None if duration is None else str(duration)}
+    if (end_image is not None or element) and image is None:
+        _fail("--end-image and --element need --image (the start image)", EXIT_BAD_INPUT)
     try:
+        params["multi_prompt"] = multi_prompt(shot or [], shots_file)
+        if params["multi_prompt"] is None and duration is None:
+            params["duration"] = "5"
         if image is not None:
-            params["start_image_url"] = image_url(image)
-            params["end_image_url"] = None if end_image is None else image_url(end_image)
-    except OSError as error:
-        _fail(f"cannot read the image: {error}", EXIT_BAD_INPUT)
+            params["start_image_url"] = image_url(image, "--image")
+            params["end_image_url"] = None if end_image is None else \
+                image_url(end_image, "--end-image")
+            params["elements"] = [parse_element(value) for value in element or []] or None
+    except BadInput as error:
+        _fail(error.message, EXIT_BAD_INPUT)
     with ReelserveClient(server, api_key) as client:
         model = IMAGE2VIDEO if image is not None else TEXT2VIDEO
         code = _run(client, model, params, output, timeout)
@@ -122,7 +178,7 @@ def _run(client: ReelserveClient, model: str, params: dict[str, Any], output: Pa
     try:
         request_id = client.submit(model, **params)
         err_console.print(f"request {request_id} ({model})")
-        result = _follow(client, request_id, timeout)
+        result = follow(client, request_id, timeout)
         assert result.output is not None
         saved = client.download(result.output, output or Path(f"{request_id}.mp4"))
     except KeyboardInterrupt:
@@ -130,14 +186,21 @@ def _run(client: ReelserveClient, model: str, params: dict[str, Any], output: Pa
             _cancel(client, request_id)
         return EXIT_INTERRUPTED
     except ClientError as error:
-        hint = " (pass --api-key or set REELSERVE_API_KEY)" \
-            if isinstance(error, AuthenticationFailed) else ""
-        err_console.print(f"[red]error:[/red] {error.message}{hint}")
-        if isinstance(error, WaitTimeout | RequestFailed) and request_id:
+        report_error(error)
+        if request_id:
+            # It may still run or be done: the id lets `reelserve get/download` pick it up.
             err_console.print(f"request id: {request_id}")
+            if not isinstance(error, RequestFailed):
+                err_console.print(f"pick it up with: reelserve download {request_id}")
         return exit_code_for(error)
     print(saved, flush=True)
     return EXIT_DONE
+
+
+def report_error(error: ClientError) -> None:
+    hint = " (pass --api-key or set REELSERVE_API_KEY)" \
+        if isinstance(error, AuthenticationFailed) else ""
+    err_console.print(f"[red]error:[/red] {escape(error.message)}{hint}", soft_wrap=True)
 
 
 def _describe(status: JobStatus) -> str:
@@ -148,7 +211,7 @@ def _describe(status: JobStatus) -> str:
     return f"{status.status.value.lower()}{eta}"
 
 
-def _follow(client: ReelserveClient, request_id: str, timeout: float) -> JobStatus:
+def follow(client: ReelserveClient, request_id: str, timeout: float) -> JobStatus:
     """Wait for the request with a live bar on a terminal, one line per change elsewhere."""
     if not err_console.is_terminal:
         def log_line(status: JobStatus) -> None:
@@ -175,5 +238,5 @@ def _cancel(client: ReelserveClient, request_id: str) -> None:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}")
+    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)

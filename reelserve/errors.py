@@ -5,6 +5,7 @@ codes and ``{"error": ...}`` bodies in one place::
 
     ReelserveError
     ├── InvalidParameter        400  a request field breaks a rule
+    ├── InvalidSetting               a REELSERVE_* setting that makes no sense (at start)
     ├── Unauthorized            401  missing, unknown or revoked API key
     ├── Forbidden               403  the key may not use this model
     ├── NotFound                404
@@ -12,10 +13,12 @@ codes and ``{"error": ...}`` bodies in one place::
     │   └── RequestNotFound          unknown or expired request id
     ├── InsufficientCredits     406  price above the key's balance
     ├── Conflict                409  e.g. canceling a request that already ended
+    ├── UnsatisfiableRange      416  a Range header past the end of an output file
     ├── IdempotencyMismatch     422  an Idempotency-Key reused with another body
     ├── JobFailed               422  the request ended FAILED
     ├── RateLimited             429  too many submits for a key
     ├── SyncTimeout             504  a /v1 call passed its deadline
+    ├── StoreTimeout            503  the job store did not answer in time (Retry-After)
     ├── InputError                   an input URL could not be fetched or decoded (job FAILED)
     ├── FetchError                   an outbound URL was refused by the fetch policy or failed
     ├── EngineError                  an engine could not generate (job FAILED)
@@ -23,7 +26,10 @@ codes and ``{"error": ...}`` bodies in one place::
     ├── Interrupted                  generation stopped because it was asked to
     ├── StaleAttempt                 a write from an attempt that lost its lease
     ├── StorageError                 output or input storage failed (the attempt is retried)
-    └── ChildLimitExceeded           a sandboxed decoder passed its CPU, memory or time limit
+    ├── ChildLimitExceeded           a sandboxed decoder passed its CPU, memory or time limit
+    └── StoreUnreadable              the job store cannot be opened (corrupt file, ...)
+        ├── StoreTooNew              written by a newer release (schema version)
+        └── RedisUnsafe              a Redis that may evict keys (maxmemory-policy)
 """
 
 from __future__ import annotations
@@ -43,6 +49,15 @@ class InvalidParameter(ReelserveError):
     def __init__(self, field: str, rule: str) -> None:
         super().__init__(f"{field}: {rule}" if field else rule)
         self.field = field
+        self.rule = rule
+
+
+class InvalidSetting(ReelserveError):
+    """A ``REELSERVE_*`` setting (or its CLI option) with a value that makes no sense."""
+
+    def __init__(self, variable: str, rule: str) -> None:
+        super().__init__(f"{variable}: {rule}")
+        self.variable = variable
         self.rule = rule
 
 
@@ -84,6 +99,15 @@ class Conflict(ReelserveError):
     """The request cannot apply to the job as it is now (e.g. cancel a finished job)."""
 
 
+class UnsatisfiableRange(ReelserveError):
+    """A Range header that asks for bytes past the end of the file."""
+
+    def __init__(self, http_range: str, size: int) -> None:
+        shown = http_range if len(http_range) <= 64 else http_range[:61] + "..."
+        super().__init__(f"Range: {shown!r} starts past the end of the file ({size} bytes)")
+        self.size = size
+
+
 class IdempotencyMismatch(ReelserveError):
     """An Idempotency-Key reused with a different request body."""
 
@@ -113,6 +137,16 @@ class SyncTimeout(ReelserveError):
             f"poll /v2/requests/{request_id}/status for it"
         )
         self.request_id = request_id
+
+
+class StoreTimeout(ReelserveError):
+    """The job store did not answer within the API's store timeout; try again later."""
+
+    def __init__(self, timeout_s: float, retry_after_s: int) -> None:
+        super().__init__(f"the job store did not answer within {timeout_s:g} s; "
+                         f"retry in {retry_after_s} s")
+        self.timeout_s = timeout_s
+        self.retry_after_s = retry_after_s
 
 
 class InputError(ReelserveError):
@@ -152,6 +186,26 @@ class StaleAttempt(ReelserveError):
         super().__init__(f"attempt {attempt} of {request_id} no longer holds the job")
         self.request_id = request_id
         self.attempt = attempt
+
+
+class StoreUnreadable(ReelserveError):
+    """The job store cannot be opened: a corrupt or unreadable SQLite file, say."""
+
+
+class StoreTooNew(StoreUnreadable):
+    """The store was written by a newer release, whose layout this one cannot read."""
+
+    def __init__(self, where: str, found: int, supported: int) -> None:
+        super().__init__(
+            f"{where} has store schema version {found}, made by a newer reelserve; this "
+            f"release reads versions up to {supported}: run the newer release, or restore a "
+            "backup made before the upgrade")
+        self.found = found
+        self.supported = supported
+
+
+class RedisUnsafe(StoreUnreadable):
+    """A Redis configured so that it may drop jobs, keys or credits on its own."""
 
 
 class StorageError(ReelserveError):

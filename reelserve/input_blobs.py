@@ -2,14 +2,14 @@
 
 A ``data:`` URL in a submit can be ~70 MB of base64. Kept in the job's params,
 every status poll, event-stream tick, ``/v1`` wait and history page would load
-and parse it again. Instead ``store_inline_inputs`` decodes each ``data:`` URL
+and parse it again. Instead ``InputBlobs.store_inline`` decodes each ``data:`` URL
 once, writes the bytes to storage beside the outputs (``Storage.put_input``:
 a local folder or S3) and puts a short ``reelserve-input:<name>`` reference in
 its place, so the store only ever holds small rows. The worker's engine child
 reads the blob by that reference (``ImageFetcher``).
 
-Lifetime: ``bind_inputs`` writes ``<name>.job`` (the job id) beside each blob
-once the job exists; ``sweep_inputs`` deletes a blob with its marker when the
+Lifetime: ``InputBlobs.bind`` writes ``<name>.job`` (the job id) beside each blob
+once the job exists; ``InputBlobs.sweep`` deletes a blob with its marker when the
 store no longer knows the job (it expired with its retention, or was never
 kept), and an unbound blob (its submit failed, or the server died before the
 store write) once it is older than ``UNBOUND_GRACE_S``. The request body the
@@ -26,13 +26,13 @@ import logging
 import secrets
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import anyio
 
 from reelserve.catalog import JobParams
 from reelserve.errors import InvalidParameter, NotFound
-from reelserve.jobs import Job, JobStore
+from reelserve.jobs import Job
 from reelserve.media.inputs import INPUT_SCHEME
 from reelserve.storage import Storage
 
@@ -41,55 +41,61 @@ UNBOUND_GRACE_S = 3600.0  # far longer than any submit takes from blob to store 
 MARKER = ".job"
 
 
-async def store_inline_inputs(params: JobParams, storage: Storage,
-                              max_bytes: int) -> JobParams:
-    """``params`` with each inline ``data:`` image stored as a blob and referenced.
+class InputBlobs:
+    """Inline images of submits, kept as blobs in ``storage`` (at most ``max_bytes`` each)."""
 
-    The one call the submit path makes before the store write. A payload that is
-    not valid base64, or larger than ``max_bytes`` decoded, is a 400 naming its field.
-    """
-    inline = [(field, url) for field, url in image_urls(params) if url[:5].lower() == "data:"]
-    if not inline:
-        return params
-    return await anyio.to_thread.run_sync(_store_all, params, inline, storage, max_bytes)
+    def __init__(self, storage: Storage, max_bytes: int) -> None:
+        self.storage = storage
+        self.max_bytes = max_bytes
 
+    async def store_inline(self, params: JobParams) -> JobParams:
+        """``params`` with each inline ``data:`` image stored as a blob and referenced.
 
-async def bind_inputs(storage: Storage, params: JobParams, job: Job) -> None:
-    """Tie the blobs ``params`` names to ``job``; drop them if the job is an earlier one.
+        The one call the submit path makes before the store write. A payload that is
+        not valid base64, or larger than ``max_bytes`` decoded, is a 400 naming its field.
+        """
+        inline = [(field, url) for field, url in image_urls(params)
+                  if url[:5].lower() == "data:"]
+        if not inline:
+            return params
+        return await anyio.to_thread.run_sync(_store_all, params, inline, self.storage,
+                                              self.max_bytes)
 
-    (An idempotent replay answers the earlier job, which has blobs of its own.)
-    """
-    names = input_names(params)
-    if not names:
-        return
-    kept = set(input_names(job.params))
-    await anyio.to_thread.run_sync(_bind, storage, names, kept, job.id)
+    async def bind(self, params: JobParams, job: Job) -> None:
+        """Tie the blobs ``params`` names to ``job``; drop them if the job is an earlier one.
 
+        (An idempotent replay answers the earlier job, which has blobs of its own.)
+        """
+        names = input_names(params)
+        if names:
+            kept = set(input_names(job.params))
+            await anyio.to_thread.run_sync(_bind, self.storage, names, kept, job.id)
 
-def sweep_inputs(storage: Storage, store: JobStore, now: float | None = None) -> int:
-    """Delete blobs whose job the store no longer knows, and stale unbound ones."""
-    now = time.time() if now is None else now
-    listed = dict(storage.list_inputs())
-    deleted = 0
-    for name, written_at in listed.items():
-        if name.endswith(MARKER):
-            continue
-        marker = name + MARKER
-        if marker in listed:
-            job_id = _read_marker(storage, marker)
-            if job_id is not None and store.get_job(job_id) is not None:
+    async def sweep(self, job_known: Callable[[str], Awaitable[bool]],
+                    now: float | None = None) -> int:
+        """Delete blobs whose job is no longer known, and unbound ones past the grace."""
+        now = time.time() if now is None else now
+        listed = dict(await anyio.to_thread.run_sync(lambda: list(self.storage.list_inputs())))
+        doomed: list[str] = []
+        for name, written_at in listed.items():
+            if name.endswith(MARKER):
                 continue
-        elif now - written_at < UNBOUND_GRACE_S:
-            continue
-        storage.delete_input(name)
-        storage.delete_input(marker)
-        deleted += 1
-    for name in listed:  # markers whose blob is already gone
-        if name.endswith(MARKER) and name.removesuffix(MARKER) not in listed:
-            storage.delete_input(name)
-    if deleted:
-        log.info("deleted %d input blobs", deleted)
-    return deleted
+            marker = name + MARKER
+            if marker in listed:
+                job_id = await anyio.to_thread.run_sync(_read_marker, self.storage, marker)
+                if job_id is not None and await job_known(job_id):
+                    continue
+            elif now - written_at < UNBOUND_GRACE_S:
+                continue
+            doomed.extend((name, marker))
+        doomed.extend(name for name in listed  # markers whose blob is already gone
+                      if name.endswith(MARKER) and name.removesuffix(MARKER) not in listed)
+        for name in doomed:
+            await anyio.to_thread.run_sync(self.storage.delete_input, name)
+        deleted = len([name for name in doomed if not name.endswith(MARKER)])
+        if deleted:
+            log.info("deleted %d input blobs", deleted)
+        return deleted
 
 
 def image_urls(params: JobParams) -> Iterator[tuple[str, str]]:

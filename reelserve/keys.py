@@ -8,8 +8,10 @@ characters (to name it in ``keys list``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import re
 import secrets
 import string
 import zlib
@@ -22,6 +24,10 @@ PREFIX = "rs_"
 BODY_CHARS = 32
 CHECK_CHARS = 6
 SHOWN_PREFIX_CHARS = len(PREFIX) + 8
+KEY_SHAPE = re.compile(rf"{PREFIX}[0-9A-Za-z]{{{BODY_CHARS + CHECK_CHARS}}}")
+# Digests of the keys seen most recently: a client sends the same key with every
+# request, so its format check and hash are done once, not per request.
+RECENT_KEYS = 4096
 
 
 def _base62(number: int, width: int) -> str:
@@ -43,10 +49,10 @@ def new_key() -> str:
 
 def looks_like_key(key: str) -> bool:
     """True when ``key`` has the format and a valid checksum (no store lookup)."""
-    if not key.startswith(PREFIX) or len(key) != len(PREFIX) + BODY_CHARS + CHECK_CHARS:
+    if KEY_SHAPE.fullmatch(key) is None:
         return False
     body, check = key[len(PREFIX):-CHECK_CHARS], key[-CHECK_CHARS:]
-    return all(ch in ALPHABET for ch in body) and hmac.compare_digest(check, _checksum(body))
+    return hmac.compare_digest(check, _checksum(body))
 
 
 def hash_key(key: str) -> str:
@@ -71,9 +77,20 @@ def issue_key(store: JobStore, *, credits: int, models: tuple[str, ...] | None =
 def authenticate(store: JobStore, key: str | None) -> ApiKey | None:
     """The active key record for ``key``, or None. The lookup is by hash, so the
     comparison never touches the secret byte by byte."""
-    if not key or not looks_like_key(key):
+    digest = _known_shape_digest(key) if key else None
+    if digest is None:
         return None
-    record = store.find_key(hash_key(key))
+    record = store.find_key(digest)
     if record is None or record.revoked:
         return None
     return record
+
+
+@functools.lru_cache(maxsize=RECENT_KEYS)
+def _known_shape_digest(key: str) -> str | None:
+    """``hash_key(key)`` for a well-formed key, None for anything else.
+
+    Only the format check and the hash are cached, never the store's answer:
+    a revoked key or a changed balance is seen on the very next request.
+    """
+    return hash_key(key) if looks_like_key(key) else None

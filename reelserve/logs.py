@@ -14,9 +14,12 @@ import logging
 import logging.handlers
 import queue
 import sys
+import threading
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+# How often the writer thread wakes to format and write what was logged meanwhile.
+FLUSH_S = 0.05
 # Attributes a LogRecord gets from ``extra=`` that the formatters show.
 FIELDS = ("request_id", "model", "attempt", "engine", "worker", "key_prefix", "status")
 
@@ -58,18 +61,56 @@ def configure_logging(stream: TextIO | None = None, level: int = logging.INFO) -
     """Send reelserve's and uvicorn's logs to ``stream`` (stderr) in the right format.
 
     Records are formatted and written by a background thread: a request handler
-    that logs only puts the record on a queue, and never waits on the write.
+    that logs only puts the record on a queue, and never waits on the write. The
+    thread wakes every ``FLUSH_S`` and writes everything queued in one go, so a
+    busy server does not hand the GIL to it for every line.
     """
     stream = stream or sys.stderr
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(ReadableFormatter() if stream.isatty() else JsonFormatter())
+    formatter = ReadableFormatter() if stream.isatty() else JsonFormatter()
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, handler)
-    listener.start()
-    atexit.register(listener.stop)  # flushes what is still queued
+    writer = _BatchWriter(records, formatter, stream)
+    writer.start()
+    atexit.register(writer.stop)  # flushes what is still queued
     root = logging.getLogger()
     root.handlers[:] = [_QueueHandler(records)]
     root.setLevel(level)
+
+
+class _BatchWriter:
+    """Formats and writes queued records in batches on its own thread."""
+
+    def __init__(self, records: queue.SimpleQueue[logging.LogRecord],
+                 formatter: logging.Formatter, stream: TextIO) -> None:
+        self.records, self.formatter, self.stream = records, formatter, stream
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reelserve-log-writer",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(FLUSH_S):
+            self._write_queued()
+        self._write_queued()
+
+    def _write_queued(self) -> None:
+        lines = []
+        while True:
+            try:
+                lines.append(self.formatter.format(self.records.get_nowait()))
+            except queue.Empty:
+                break
+        if lines:
+            try:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # the stream went away: drop, never crash
+                pass
 
 
 class _QueueHandler(logging.handlers.QueueHandler):

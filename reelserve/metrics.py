@@ -80,6 +80,10 @@ class QueueCollector(Collector):
         for state, count in sorted(stats.by_state.items()):
             states.add_metric([state], count)
         yield states
+        yield GaugeMetricFamily(
+            "reelserve_store_durability_warnings",
+            "Reasons the store may lose data (a Redis without AOF); details in /readyz",
+            value=len(self.store.durability_warnings))
 
 
 def render_metrics(store: JobStore) -> bytes:

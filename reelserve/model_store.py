@@ -1,9 +1,9 @@
 """Model weights on disk: which variants exist, where they go, what is installed.
 
 A model directory is a diffusers pipeline directory (``model_index.json`` and
-one folder per component) plus ``reelserve-ltx2.json``, the sampling profile the
-engine uses for it (steps, guidance, ...). ``reelserve models pull`` writes both;
-a directory downloaded by hand without a profile gets its variant's defaults.
+one folder per component, ``latent_upsampler/`` included) plus, after a pull,
+``reelserve-source.json`` naming the repository and commit it came from. How to
+sample it is read from its own files (``engines/ltx2/profile.py``), never its name.
 
 This module never imports torch; ``huggingface_hub`` is imported only to pull.
 """
@@ -11,69 +11,49 @@ This module never imports torch; ``huggingface_hub`` is imported only to pull.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reelserve.errors import EngineUnavailable, ReelserveError
 from reelserve.settings import Settings
 
-PROFILE_FILE = "reelserve-ltx2.json"
+SOURCE_FILE = "reelserve-source.json"  # the repository and commit a pull came from
 # Without square brackets: error lines go through rich, which reads "[gpu]" as markup.
 INSTALL_HINT = ('pip install torch diffusers transformers accelerate huggingface_hub '
                 '(the "gpu" extra of reelserve)')
-
-# The sampling defaults come from diffusers' LTX-2 documentation and docstrings:
-# 40 steps at guidance 4 for the full model, STG on block 29 and the legacy
-# (non-cross) timestep for LTX-2.0; 8 fixed sigmas without guidance for the
-# distilled checkpoint (``diffusers.pipelines.ltx2.utils.DISTILLED_SIGMA_VALUES``).
-FULL_SAMPLING: dict[str, Any] = {
-    "num_inference_steps": 40,
-    "guidance_scale": 4.0,
-    "stg_scale": 1.0,
-    "spatio_temporal_guidance_blocks": [29],
-    "modality_scale": 3.0,
-    "guidance_rescale": 0.7,
-    "audio_guidance_scale": 7.0,
-    "audio_stg_scale": 1.0,
-    "audio_modality_scale": 3.0,
-    "use_cross_timestep": False,
-}
-DISTILLED_SAMPLING: dict[str, Any] = {
-    "num_inference_steps": 8,
-    "sigmas": [1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875],
-    "guidance_scale": 1.0,
-    "stg_scale": 0.0,
-    "modality_scale": 1.0,
-    "guidance_rescale": 0.0,
-    "audio_guidance_scale": 1.0,
-    "audio_stg_scale": 0.0,
-    "audio_modality_scale": 1.0,
-    "use_cross_timestep": False,
-}
+# Exactly the diffusers components the engine loads; the repositories also hold
+# single-file checkpoints (hundreds of GB) that are never taken.
+COMPONENTS = ("model_index.json", "scheduler/*", "text_encoder/*", "tokenizer/*",
+              "connectors/*", "transformer/*", "vae/*", "audio_vae/*", "vocoder/*",
+              "latent_upsampler/*")
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One downloadable set of weights."""
+    """One downloadable set of weights, pinned to a revision."""
 
     name: str  # also the folder name under the models directory
     repo_id: str
-    sampling: dict[str, Any]
     about: str
-    # Only the diffusers components (files in folders): the repositories also hold
-    # single-file checkpoints and LoRAs at their root (hundreds of GB) and a latent
-    # upsampler that this engine does not use.
-    allow: tuple[str, ...] = ("model_index.json", "*/*")
-    ignore: tuple[str, ...] = ("latent_upsampler/*",)
+    official: bool  # published by Lightricks itself
+    allow: tuple[str, ...] = COMPONENTS
+    # A branch, tag or commit; pull resolves it to the commit it downloads and
+    # records that commit in SOURCE_FILE, so `--revision COMMIT` repeats a pull.
+    revision: str = "main"
 
 
 VARIANTS = {
-    "ltx-2": Variant("ltx-2", "Lightricks/LTX-2", FULL_SAMPLING,
-                     "LTX-2 19B, full model: best quality, 40 steps with guidance"),
-    "ltx-2-distilled": Variant("ltx-2-distilled", "rootonchair/LTX-2-19b-distilled",
-                               DISTILLED_SAMPLING,
-                               "LTX-2 19B distilled: 8 steps, no guidance, several times faster"),
+    "ltx-2": Variant(
+        "ltx-2", "Lightricks/LTX-2",
+        "LTX-2 19B, full model: guided base stage, refine with the distilled LoRA", True,
+        allow=(*COMPONENTS, "ltx-2-19b-distilled-lora-384.safetensors")),
+    # Lightricks publishes the distilled weights only as a single-file checkpoint
+    # (ltx-2-19b-distilled.safetensors); this is the diffusers layout of it.
+    "ltx-2-distilled": Variant(
+        "ltx-2-distilled", "rootonchair/LTX-2-19b-distilled",
+        "LTX-2 19B distilled: 8 + 3 steps without guidance; a community conversion, "
+        "Lightricks publishes no diffusers layout of it", False),
 }
 MODEL_NAMES = ("ltx-2",)
 VARIANT_FLAVOURS = {"full": "ltx-2", "distilled": "ltx-2-distilled"}
@@ -85,7 +65,7 @@ class InstalledModel:
     variant: str
     pipeline: str
     size_bytes: int
-    sampling: dict[str, Any] = field(default_factory=dict)
+    steps: str = "?"
 
 
 def models_dir(settings: Settings) -> Path:
@@ -121,27 +101,6 @@ def resolve_model_path(settings: Settings) -> Path:
         "(or `--variant distilled`), or pass --model-path DIR")
 
 
-def read_profile(path: Path) -> dict[str, Any]:
-    """The sampling profile of a model directory; the variant's defaults when absent."""
-    profile_file = path / PROFILE_FILE
-    if profile_file.is_file():
-        try:
-            data = json.loads(profile_file.read_text())
-        except (OSError, ValueError) as error:
-            raise EngineUnavailable(f"{profile_file} is not valid JSON: {error}") from error
-        sampling = data.get("sampling") if isinstance(data, dict) else None
-        if not isinstance(sampling, dict):
-            raise EngineUnavailable(f"{profile_file} has no \"sampling\" object")
-        return {"variant": str(data.get("variant", "custom")), "sampling": sampling}
-    guess = VARIANTS["ltx-2-distilled" if "distill" in path.name.lower() else "ltx-2"]
-    return {"variant": guess.name, "sampling": dict(guess.sampling)}
-
-
-def write_profile(path: Path, variant: Variant) -> None:
-    profile = {"variant": variant.name, "repo_id": variant.repo_id, "sampling": variant.sampling}
-    (path / PROFILE_FILE).write_text(json.dumps(profile, indent=2) + "\n")
-
-
 def list_installed(settings: Settings) -> list[InstalledModel]:
     """Model directories under the models directory, plus ``model_path`` when set."""
     candidates = []
@@ -155,40 +114,82 @@ def list_installed(settings: Settings) -> list[InstalledModel]:
         index = path / "model_index.json"
         if not index.is_file():
             continue
+        from reelserve.engines.ltx2.profile import read_model_profile
+
         try:
             pipeline = str(json.loads(index.read_text()).get("_class_name", "?"))
-            profile = read_profile(path)
+            profile = read_model_profile(path)
+            variant = profile.variant
+            steps = f"{profile.base_steps}+{profile.refine_steps}"
         except (OSError, ValueError, EngineUnavailable):
-            pipeline, profile = "unreadable", {"variant": "?", "sampling": {}}
+            pipeline, variant, steps = "unreadable", "?", "?"
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-        found.append(InstalledModel(path, profile["variant"], pipeline, size,
-                                    profile["sampling"]))
+        found.append(InstalledModel(path, variant, pipeline, size, steps))
     return found
 
 
-def pull(variant: Variant, target: Path) -> Path:
-    """Download ``variant``'s diffusers components into ``target`` and write its profile."""
+@dataclass(frozen=True)
+class PullPlan:
+    """What a pull will download: the resolved commit and the matching files' sizes."""
+
+    variant: Variant
+    commit: str
+    files: dict[str, int]
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(self.files.values())
+
+
+def plan_pull(variant: Variant, revision: str | None = None) -> PullPlan:
+    """Resolve ``revision`` to a commit and list the files the allow patterns take."""
+    from fnmatch import fnmatch
+
+    hub = _hub()
     try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+        info = hub.HfApi().model_info(variant.repo_id, revision=revision or variant.revision,
+                                      files_metadata=True)
+    except (hub.errors.HfHubHTTPError, OSError) as error:
+        raise _hub_error(variant, error) from error
+    files = {sibling.rfilename: int(sibling.size or 0) for sibling in info.siblings or []
+             if any(fnmatch(sibling.rfilename, pattern) for pattern in variant.allow)}
+    return PullPlan(variant, str(info.sha), files)
+
+
+def pull(plan: PullPlan, target: Path) -> Path:
+    """Download exactly ``plan``'s files at its commit into ``target``."""
+    hub = _hub()
+    variant = plan.variant
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        hub.snapshot_download(variant.repo_id, revision=plan.commit, local_dir=target,
+                              allow_patterns=sorted(plan.files))
+    except (hub.errors.HfHubHTTPError, OSError) as error:
+        raise _hub_error(variant, error) from error
+    if not (target / "model_index.json").is_file():
+        raise ReelserveError(f"{variant.repo_id} has no model_index.json; nothing usable came")
+    source = {"variant": variant.name, "repo_id": variant.repo_id, "revision": plan.commit,
+              "official": variant.official}
+    (target / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
+    return target
+
+
+def _hub() -> Any:
+    try:
+        import huggingface_hub
+        import huggingface_hub.errors
     except ImportError as error:
         raise ReelserveError(
             f"pulling weights needs huggingface_hub ({error}): {INSTALL_HINT}") from error
-    target.mkdir(parents=True, exist_ok=True)
-    try:
-        snapshot_download(variant.repo_id, local_dir=target, allow_patterns=list(variant.allow),
-                          ignore_patterns=list(variant.ignore))
-    except LocalEntryNotFoundError as error:
-        raise ReelserveError(
-            f"cannot download {variant.repo_id}: the hub cannot be reached or offline mode "
-            f"is on (HF_HUB_OFFLINE): {error}") from error
-    except HfHubHTTPError as error:
-        raise ReelserveError(
-            f"cannot download {variant.repo_id}: {error}. If the repository is gated, accept "
-            "its license on huggingface.co and set HF_TOKEN") from error
-    except OSError as error:
-        raise ReelserveError(f"cannot write {target}: {error}") from error
-    if not (target / "model_index.json").is_file():
-        raise ReelserveError(f"{variant.repo_id} has no model_index.json; nothing usable came")
-    write_profile(target, variant)
-    return target
+    return huggingface_hub
+
+
+def _hub_error(variant: Variant, error: Exception) -> ReelserveError:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if "offline" in text.lower() or isinstance(error, ConnectionError):
+        return ReelserveError(f"cannot download {variant.repo_id}: the hub cannot be reached "
+                              f"or offline mode is on (HF_HUB_OFFLINE): {text}")
+    if "401" in text or "403" in text or "gated" in text.lower():
+        return ReelserveError(f"cannot download {variant.repo_id}: {text}. If the repository "
+                              "is gated, accept its license on huggingface.co and set HF_TOKEN")
+    return ReelserveError(f"cannot download {variant.repo_id}: {text}")

@@ -9,6 +9,8 @@ import sys
 PR_SET_PDEATHSIG = 1
 SUPERVISOR_PID_ENV = "REELSERVE_SUPERVISOR_PID"
 EXIT_ENGINE_UNAVAILABLE = 3  # `reelserve worker` (and `serve`) when the engine cannot load
+EXIT_CANNOT_START = 3  # `reelserve serve` when it cannot listen on its address
+EXIT_INTERRUPTED = 130  # stopped by Ctrl-C (or SIGTERM) before it was serving
 
 
 def die_with_parent(signum: int, parent_pid: int | None = None) -> None:
@@ -30,4 +32,5 @@ def supervised_by() -> int | None:
     return int(value) if value.isdigit() else None
 
 
-__all__ = ["EXIT_ENGINE_UNAVAILABLE", "SUPERVISOR_PID_ENV", "die_with_parent", "supervised_by"]
+__all__ = ["EXIT_CANNOT_START", "EXIT_ENGINE_UNAVAILABLE", "EXIT_INTERRUPTED", "SUPERVISOR_PID_ENV",
+           "die_with_parent", "supervised_by"]

@@ -2,15 +2,24 @@
 
 This is the only module that reads ``os.environ``. Everything else receives a
 ``Settings`` instance explicitly.
+
+Values are parsed and checked once, when the object is built: a number that makes
+no sense (a zero lease, a negative timeout) or a list that does not parse is refused
+with ``InvalidSetting`` naming the ``REELSERVE_*`` variable and the rule, so no
+component meets a bad value later. The sections at the end (``settings.api``,
+``settings.worker``, ``settings.store``, ...) group the fields each component reads.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+
+from reelserve.errors import InvalidSetting
 
 ENV_PREFIX = "REELSERVE_"
 
@@ -83,7 +92,31 @@ class Settings:
     ltx2_offload: str = "auto"  # auto, none, model, sequential
     ltx2_vae_tiling: str = "auto"  # auto, on, off
     ltx2_steps: int = 0  # denoising steps; 0 for the model profile's
-    ltx2_long_side: int = 960  # generation width of a 16:9 clip; others keep its area
+    # Width of a 16:9 generation (others keep its area); 0 renders at the output's own
+    # size rounded up to 32 and crops, the true-1080p recipe. Smaller values are for tests
+    # and previews: their frames are scaled up to the output.
+    ltx2_long_side: int = 0
+    # ltx2 engine (docs/engines.md, "Settings"): recipe and speed options.
+    ltx2_profile: str = "two-stage"  # two-stage (1080p recipe) or fast (one stage)
+    ltx2_gpu_memory_gib: float = 0.0  # plan for this much GPU memory; 0 for the free memory
+    ltx2_weights: str = "auto"  # auto, bf16, fp8: weight storage of the transformer
+    ltx2_compile: bool = False  # torch.compile the repeated transformer blocks
+    ltx2_attention: str = "sdpa"  # sdpa, flash, sage (diffusers attention backends)
+    ltx2_cache: str = "off"  # off, first-block: diffusers' first-block cache
+    ltx2_cache_threshold: float = 0.05  # first-block cache: relative change that reruns
+    ltx2_crossfade_ms: int = 20  # audio crossfade at each multi_prompt cut
+
+    # store
+    # A Redis store without AOF (persistence off or RDB snapshots only) is accepted
+    # without a warning: for tests and demos whose data may be lost on purpose.
+    redis_ephemeral: bool = False
+
+    # first hour
+    # GPUs `serve` pins one worker each to: "0,2,5"; empty for every GPU NVML finds when
+    # the engine is ltx2 (none otherwise); "none" for no pinning (reelserve/gpus.py).
+    gpus: str = ""
+    # The GPU index this worker was pinned to by `serve`; empty when not pinned.
+    worker_gpu: str = ""
 
     # hardening: per-key bounds on shared work (docs/security.md lists each one)
     # Webhook sends at once per API server, and at most this many for one key.
@@ -96,6 +129,16 @@ class Settings:
     # failure up to webhook_host_backoff_max_s; its deliveries wait without a sender slot.
     webhook_host_backoff_s: float = 5.0
     webhook_host_backoff_max_s: float = 300.0
+
+    # api
+    # A store call from the API that takes longer than this answers 503 with
+    # Retry-After (the call itself may still finish later); /healthz never waits on it.
+    api_store_timeout_s: float = 5.0
+    # Threads the API lends to store calls that may block (every Redis call, SQLite writes).
+    api_store_threads: int = 32
+
+    def __post_init__(self) -> None:
+        _check(self)
 
     @property
     def db_path(self) -> Path:
@@ -122,6 +165,32 @@ class Settings:
     def heartbeat_s(self) -> float:
         return max(self.lease_s / 3.0, 0.05)
 
+    # Sections: the part of the settings each component reads.
+    @property
+    def webhooks(self) -> WebhookSettings:
+        return WebhookSettings(
+            backoff_s=parse_seconds_list("webhook_backoff_s", self.webhook_backoff_s),
+            timeout_s=self.webhook_timeout_s, connect_timeout_s=self.webhook_connect_timeout_s,
+            concurrency=self.webhook_concurrency, key_concurrency=self.webhook_key_concurrency,
+            host_backoff_s=self.webhook_host_backoff_s,
+            host_backoff_max_s=self.webhook_host_backoff_max_s, fetch=self.fetch)
+
+    @property
+    def fetch(self) -> FetchSettings:
+        return FetchSettings(
+            allow_networks=parse_networks("fetch_allow_cidrs", self.fetch_allow_cidrs),
+            max_input_bytes=self.max_input_bytes, input_timeout_s=self.input_timeout_s)
+
+    @property
+    def storage_section(self) -> StorageSettings:
+        return StorageSettings(outputs_dir=self.outputs_dir, url=self.storage,
+                               s3_endpoint_url=self.s3_endpoint_url)
+
+    @property
+    def store_section(self) -> StoreSettings:
+        return StoreSettings(url=self.store, redis_prefix=self.redis_prefix, db_path=self.db_path,
+                             redis_ephemeral=self.redis_ephemeral, retention_s=self.retention_s)
+
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced; ``None`` values are ignored."""
         given = {name: value for name, value in overrides.items() if value is not None}
@@ -138,30 +207,143 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         raw = env.get(ENV_PREFIX + field.name.upper())
         if raw is None:
             continue
-        kind = field.type
-        if kind in ("bool", bool):
-            values[field.name] = _parse_bool(field.name, raw)
-        elif kind in ("int", int):
-            values[field.name] = int(raw)
-        elif kind in ("float", float):
-            values[field.name] = float(raw)
-        elif kind in ("Path", Path):
-            values[field.name] = Path(raw)
-        else:
-            values[field.name] = raw
+        values[field.name] = _parse(field.name, str(field.type), raw)
     return Settings(**values)
 
 
-def _parse_bool(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"{ENV_PREFIX}{name.upper()} must be true or false, not {raw!r}")
+def _variable(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _parse(name: str, kind: str, raw: str) -> Any:
+    if kind == "Path":
+        return Path(raw)
+    if kind == "bool":
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off", ""):
+            return False
+        raise InvalidSetting(_variable(name), f"must be true or false, not {raw!r}")
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise InvalidSetting(_variable(name), f"must be a number, not {raw!r}") from None
+    return raw
+
+
+# What makes sense for each number; a field not named here takes any value.
+_AT_LEAST_ONE = frozenset({
+    "max_attempts", "api_store_threads", "webhook_concurrency", "webhook_key_concurrency",
+})
+_POSITIVE = frozenset({
+    "retention_s", "sync_timeout_s", "lease_s", "worker_heartbeat_s", "worker_stale_s",
+    "poll_interval_s", "sweep_interval_s", "rate_window_s", "webhook_timeout_s",
+    "max_input_bytes", "input_timeout_s", "max_body_bytes", "webhook_connect_timeout_s",
+    "webhook_host_backoff_s", "webhook_host_backoff_max_s", "api_store_timeout_s",
+    "ltx2_cache_threshold",
+})
+_NOT_NEGATIVE = frozenset({
+    "workers", "shutdown_grace_s", "rate_limit", "starting_credits", "ltx2_steps",
+    "ltx2_long_side", "ltx2_gpu_memory_gib", "ltx2_crossfade_ms",
+})
+
+
+def _check(settings: Settings) -> None:
+    """Refuse values that make no sense, naming the variable and the rule."""
+    for field in fields(settings):
+        value = getattr(settings, field.name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if field.name in _AT_LEAST_ONE and value < 1:
+            raise InvalidSetting(_variable(field.name), f"must be at least 1, not {value}")
+        if field.name in _POSITIVE and not value > 0:
+            raise InvalidSetting(_variable(field.name), f"must be more than 0, not {value}")
+        if field.name in _NOT_NEGATIVE and value < 0:
+            raise InvalidSetting(_variable(field.name), f"must not be negative, not {value}")
+    if not 0 <= settings.port < 65536:
+        raise InvalidSetting(_variable("port"),
+                             f"must be a TCP port (0-65535), not {settings.port}")
+    parse_seconds_list("webhook_backoff_s", settings.webhook_backoff_s)
+    parse_networks("fetch_allow_cidrs", settings.fetch_allow_cidrs)
+
+
+def parse_seconds_list(name: str, raw: str) -> tuple[float, ...]:
+    """``"5,30,120"`` as seconds, each more than 0; ``InvalidSetting`` naming ``name``."""
+    try:
+        values = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise InvalidSetting(_variable(name), f"must be seconds separated by commas, not {raw!r}"
+                             ) from None
+    if any(not value > 0 for value in values):
+        raise InvalidSetting(_variable(name), f"each entry must be more than 0: {raw!r}")
+    return values
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(name: str, raw: str) -> tuple[Network, ...]:
+    """Comma-separated CIDRs; ``InvalidSetting`` naming ``name`` for one that is not."""
+    networks: list[Network] = []
+    for part in (item.strip() for item in raw.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise InvalidSetting(_variable(name), f"{part!r} is not a network such as "
+                                 "10.0.0.0/8 or ::1/128") from None
+    return tuple(networks)
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:
     """The ``REELSERVE_*`` variables that rebuild ``settings`` in a child process."""
     return {ENV_PREFIX + field.name.upper(): str(getattr(settings, field.name))
             for field in fields(Settings)}
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """What outbound fetches (input images, webhooks) may reach, and how much they take."""
+
+    allow_networks: tuple[Network, ...]
+    max_input_bytes: int
+    input_timeout_s: float
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """How webhooks are sent: tries, deadlines and the per-key bounds on shared work."""
+
+    backoff_s: tuple[float, ...]
+    timeout_s: float
+    connect_timeout_s: float
+    concurrency: int
+    key_concurrency: int
+    host_backoff_s: float
+    host_backoff_max_s: float
+    fetch: FetchSettings
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where output files and input blobs live."""
+
+    outputs_dir: Path
+    url: str
+    s3_endpoint_url: str
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where jobs, keys and credits live."""
+
+    url: str
+    redis_prefix: str
+    db_path: Path
+    redis_ephemeral: bool
+    retention_s: float

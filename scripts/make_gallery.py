@@ -78,6 +78,7 @@ def requests() -> list[tuple[str, JobParams, GenerationInputs]]:
         ("A neon city street at night in the rain, handheld", 3),
         ("Ancient temple ruins in the desert at sunset, dust, orbit", 7),
         ("A sailboat on a calm sea at dawn, gulls, pan right", 11),
+        ("A lighthouse at night in the rain, slow pan (the README's example)", 3),
     ]
     rows = [(prompt, dataclasses.replace(BASE, prompt=prompt, seed=seed), GenerationInputs())
             for prompt, seed in text]

@@ -182,7 +182,8 @@ def backend_settings(name: str) -> Iterator[dict[str, str]]:
     import redis
 
     prefix = f"test-{uuid.uuid4().hex[:12]}"
-    yield {"store": REDIS_URL, "redis_prefix": prefix}
+    # The shared Redis runs without persistence: accepted here on purpose.
+    yield {"store": REDIS_URL, "redis_prefix": prefix, "redis_ephemeral": "1"}
     client = redis.Redis.from_url(REDIS_URL)
     for key in client.scan_iter(f"{prefix}:*"):
         client.delete(key)

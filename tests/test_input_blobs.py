@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reelserve.input_blobs import sweep_inputs
+from reelserve.input_blobs import InputBlobs
 from reelserve.media.inputs import INPUT_SCHEME
 from reelserve.storage import LocalStorage
 
@@ -74,28 +75,21 @@ def test_a_bad_inline_image_is_a_400_naming_the_field(tmp_path: Path, payload: s
     assert not any((service.data_dir / "outputs" / "inputs").glob("*"))
 
 
-class NoJobs:
-    """The store seam of ``sweep_inputs``: it only asks whether a job still exists."""
-
-    def __init__(self, alive: set[str]) -> None:
-        self.alive = alive
-
-    def get_job(self, job_id: str) -> object | None:
-        return object() if job_id in self.alive else None
-
-
 def test_sweep_keeps_blobs_of_live_jobs_and_fresh_unbound_ones(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "outputs")
+    blobs = InputBlobs(storage, 1000)
     names = {kind: kind * 24 for kind in ("a", "b", "c", "d")}
     for name in names.values():
         storage.put_input(name, b"image")
     storage.put_input(names["a"] + ".job", b"job-alive")
     storage.put_input(names["b"] + ".job", b"job-expired")
-    store = NoJobs({"job-alive"})
-    swept = sweep_inputs(storage, store, now=time.time())  # type: ignore[arg-type]
-    assert swept == 1  # b: its job expired
+
+    async def known(job_id: str) -> bool:  # the store seam: does the job still exist?
+        return job_id == "job-alive"
+
+    assert asyncio.run(blobs.sweep(known, now=time.time())) == 1  # b: its job expired
     left = {name for name, _ in storage.list_inputs()}
     assert left == {names["a"], names["a"] + ".job", names["c"], names["d"]}
     later = time.time() + 7200  # unbound blobs past the grace: their submit never finished
-    assert sweep_inputs(storage, store, now=later) == 2  # type: ignore[arg-type]
+    assert asyncio.run(blobs.sweep(known, now=later)) == 2
     assert {name for name, _ in storage.list_inputs()} == {names["a"], names["a"] + ".job"}

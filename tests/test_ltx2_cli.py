@@ -27,7 +27,8 @@ class CliService(Service):
     """A `reelserve serve` started with command-line options rather than settings."""
 
     def __init__(self, data_dir: Path, args: list[str]) -> None:
-        super().__init__(data_dir, free_port(), {"ltx2_long_side": 32, "rate_limit": 0})
+        super().__init__(data_dir, free_port(), {"ltx2_long_side": 128, "ltx2_steps": 2,
+                                                 "rate_limit": 0})
         self.args = args
 
     def start(self, workers: int = 1) -> None:
@@ -112,12 +113,30 @@ def test_missing_torch_names_the_install_command(tmp_path: Path) -> None:
     assert "pip install torch diffusers" in output and "Traceback" not in output
 
 
+def test_an_incompatible_transformers_is_one_line_and_exit_3(tmp_path: Path,
+                                                             tiny_model: Path) -> None:
+    hidden = tmp_path / "old-transformers"
+    hidden.mkdir()
+    # Not an ImportError: what a transformers too old for diffusers' LTX-2 classes raises.
+    missing = "module transformers has no attribute Gemma3ForConditionalGeneration"
+    (hidden / "transformers.py").write_text(f"raise AttributeError({missing!r})\n")
+    env = process_env(tmp_path / "data", model_path=tiny_model)
+    env["PYTHONPATH"] = f"{hidden}:{env['PYTHONPATH']}"
+    done = subprocess.run([sys.executable, "-m", "reelserve", "worker", "--engine", "ltx2"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == 3, output
+    assert "Gemma3ForConditionalGeneration" in output and "pip install torch diffusers" in output
+    assert "Traceback" not in output
+
+
 def test_models_list_shows_installed_models(tmp_path: Path, tiny_model: Path) -> None:
     empty = _reelserve(tmp_path, "models", "list")
     assert empty.returncode == 0 and "reelserve models pull ltx-2" in empty.stdout
     listed = _reelserve(tmp_path, "models", "list", model_path=tiny_model)
     assert listed.returncode == 0, listed.stderr
-    assert "tiny-test" in listed.stdout and "LTX2Pipeline" in listed.stdout
+    assert "distilled" in listed.stdout and "LTX2Pipeline" in listed.stdout
+    assert "8+3" in listed.stdout  # base and refine steps, read from the model's files
 
 
 def test_models_pull_offline_is_a_clear_error(tmp_path: Path) -> None:
@@ -129,6 +148,58 @@ def test_models_pull_offline_is_a_clear_error(tmp_path: Path) -> None:
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "rootonchair/LTX-2-19b-distilled" in output and "Traceback" not in output
+
+
+def test_models_pull_full_is_the_official_repository_offline_error(tmp_path: Path) -> None:
+    env = process_env(tmp_path / "data")
+    env["HF_HUB_OFFLINE"] = "1"
+    done = subprocess.run([sys.executable, "-m", "reelserve", "models", "pull", "ltx-2"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Resolving Lightricks/LTX-2 at main" in output and "Traceback" not in output
+
+
+def test_pull_takes_exactly_the_components_used() -> None:
+    from reelserve.model_store import VARIANTS
+
+    full = VARIANTS["ltx-2"]
+    assert full.repo_id.startswith("Lightricks/") and full.official
+    assert "*/*" not in full.allow and "latent_upsampler/*" in full.allow
+    assert "ltx-2-19b-distilled-lora-384.safetensors" in full.allow
+    assert all(variant.revision for variant in VARIANTS.values())
+
+
+def _plan(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return _reelserve(tmp_path, "models", "plan", *args)
+
+
+def test_models_plan_json_has_the_issue_keys(tmp_path: Path) -> None:
+    import json
+
+    done = _plan(tmp_path, "--variant", "distilled", "--gpu-memory", "80", "--aspect", "9:16",
+                 "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    plan = json.loads(done.stdout)
+    assert set(plan) == {"output", "stages", "keyframes", "params", "dtype", "placement",
+                         "storage", "peak_gpu_gib", "tflops"}
+    assert plan["output"] == {"width": 1080, "height": 1920, "frames": 120, "fps": 24}
+    assert [(s["name"], s["width"], s["height"], s["latent_frames"], s["steps"])
+            for s in plan["stages"]] == [("base", 544, 960, 16, 8),
+                                         ("upsample", 1088, 1920, 16, 0),
+                                         ("refine", 1088, 1920, 16, 3)]
+    assert plan["keyframes"] == [0, 119]
+    assert set(plan["params"]) == {"transformer", "text_encoder", "vae", "audio_vae", "vocoder",
+                                   "connectors", "latent_upsampler"}
+    assert plan["placement"]["transformer"] == "gpu" and plan["dtype"] == "bfloat16"
+    assert plan["peak_gpu_gib"] <= 80 and plan["tflops"] > 1000
+
+
+def test_models_plan_that_cannot_fit_exits_non_zero_naming_the_gib(tmp_path: Path) -> None:
+    done = _plan(tmp_path, "--gpu-memory", "6")
+    assert done.returncode == 1
+    assert "needs at least" in done.stdout and "GiB" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
 
 
 def test_models_pull_refuses_an_unknown_variant(tmp_path: Path) -> None:

@@ -19,7 +19,9 @@ from tiny_ltx2 import save_tiny_ltx2
 
 from conftest import I2V, T2V, Service, make_service, png_bytes
 
-TINY_SETTINGS = {"engine": "ltx2", "ltx2_long_side": 32, "rate_limit": 0}
+# The distilled tiny model, two of its sigmas, rendered 128 wide: base 64x64, the
+# latent upsampler, refine at 128x128; frames scaled to the contract's size.
+TINY_SETTINGS = {"engine": "ltx2", "ltx2_long_side": 128, "ltx2_steps": 2, "rate_limit": 0}
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +104,17 @@ def test_image_to_video_with_start_and_end_images(ltx2_service: Service) -> None
     assert found["size"] == (1080, 1080)
     assert found["frames"] == 72
     assert found["audio"] == ("aac", 2, 48_000)
+
+
+def test_cancel_stops_a_running_ltx2_job(ltx2_service: Service) -> None:
+    with ltx2_service.client() as client:
+        submitted = client.post(f"/v2/{T2V}", json={"prompt": "rain over the ocean",
+                                                    "duration": "10"})
+        request_id = submitted.json()["request_id"]
+        ltx2_service.wait_for(request_id, ("PROCESSING",), timeout=60)
+        assert client.post(f"/v2/requests/{request_id}/cancel").status_code == 200
+    status = ltx2_service.wait_for(request_id, ("FAILED",), timeout=60)
+    assert status["canceled"] is True and status["error"] == "canceled"
 
 
 def test_multi_prompt_shots_add_up_to_the_exact_length(ltx2_service: Service) -> None:

@@ -28,7 +28,7 @@ PARAMS = parse_submit(MODELS["kling-3-standard-text2video"],
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     model = save_tiny_ltx2(tmp_path_factory.mktemp("tiny-ltx2"))
-    yield load_engine("ltx2", Settings(model_path=str(model), ltx2_long_side=32))
+    yield load_engine("ltx2", Settings(model_path=str(model), ltx2_long_side=128, ltx2_steps=2))
 
 
 def test_stop_interrupts_between_steps_and_writes_nothing(engine: Any, tmp_path: Path) -> None:
@@ -56,7 +56,8 @@ def test_out_of_memory_fails_the_job_with_the_size_and_the_engine_lives_on(
         engine.generate(PARAMS, GenerationInputs(), tmp_path / "a.mp4", lambda f: None,
                         lambda: False)
     assert failed.value.message.startswith(
-        "out of GPU memory at 32x32 (output 1920x1080), 73 frames")
+        "out of GPU memory at 128x128 (output 1920x1080), 73 frames, running the plan: cpu")
+    assert "peak" in failed.value.message and "transformer gpu/bf16" in failed.value.message
     assert "REELSERVE_LTX2_OFFLOAD=sequential" in failed.value.message
     done: list[float] = []
     engine.generate(PARAMS, GenerationInputs(), tmp_path / "b.mp4", done.append, lambda: False)

@@ -15,10 +15,17 @@ from reelserve.engines.ltx2.plan import (
     ELEMENT_GUIDE_STRENGTH,
     Guide,
     generation_frames,
-    generation_size,
     guidance_scale,
     plan_shots,
     rewrite_prompt,
+)
+from reelserve.engines.ltx2.recipe import (
+    Geometry,
+    crop_box,
+    keyframe_latent_index,
+    latent_frames,
+    plan_stages,
+    render_size,
 )
 
 T2V, I2V = MODELS["kling-3-standard-text2video"], MODELS["kling-3-standard-image2video"]
@@ -30,17 +37,43 @@ def _params(model: Any = T2V, **body: Any) -> JobParams:
     return parse_submit(model, {"prompt": "a lighthouse at night", **body}, random.Random(1))
 
 
-@pytest.mark.parametrize(("aspect", "size"), [
-    ("16:9", (960, 544)), ("9:16", (544, 960)), ("1:1", (704, 704)),
+@pytest.mark.parametrize(("output", "render"), [
+    ((1920, 1080), (1920, 1088)), ((1080, 1920), (1088, 1920)), ((1080, 1080), (1088, 1088)),
 ])
-def test_generation_size_is_a_multiple_of_32_with_the_area_of_the_16_9_clip(
-        aspect: str, size: tuple[int, int]) -> None:
-    assert generation_size(aspect, 960) == size
+def test_true_1080p_renders_at_the_next_multiple_of_64_and_crops_to_the_output(
+        output: tuple[int, int], render: tuple[int, int]) -> None:
+    assert render_size(output, 0, two_stage=True) == render
+    left, top, width, height = crop_box(render, output)
+    assert (width, height) == output  # a crop, never a resize
+    assert (left, top) == ((render[0] - output[0]) // 2, (render[1] - output[1]) // 2)
 
 
-def test_tiny_generation_sizes_never_drop_below_32() -> None:
-    assert generation_size("16:9", 32) == (32, 32)
-    assert generation_size("9:16", 64) == (32, 64)
+def test_two_stage_is_base_at_half_size_then_upsample_and_refine_at_full_size() -> None:
+    stages = plan_stages((1920, 1088), 121, True, base_steps=8, refine_steps=3)
+    assert [(s.name, s.width, s.height, s.latent_frames, s.steps) for s in stages] == [
+        ("base", 960, 544, 16, 8), ("upsample", 1920, 1088, 16, 0),
+        ("refine", 1920, 1088, 16, 3)]
+    [single] = plan_stages(render_size((1920, 1080), 0, False), 121, False, 8, 3)
+    assert (single.name, single.width, single.height) == ("single", 1920, 1088)
+
+
+def test_a_smaller_render_keeps_the_output_aspect_in_multiples_of_64() -> None:
+    assert render_size((1920, 1080), 128, two_stage=True) == (128, 128)
+    assert render_size((1920, 1080), 960, two_stage=False) == (960, 544)
+
+
+@pytest.mark.parametrize(("pixel", "latent"), [(0, 0), (1, 1), (8, 1), (9, 2), (119, 15),
+                                               (120, 15), (71, 9)])
+def test_a_pixel_frame_maps_to_the_latent_frame_that_holds_it(pixel: int, latent: int) -> None:
+    assert keyframe_latent_index(pixel) == latent
+
+
+def test_the_last_output_frame_sits_in_the_last_latent_frame() -> None:
+    for seconds in (3, 5, 10):
+        frames = seconds * 24
+        generated = generation_frames(frames)
+        assert keyframe_latent_index(frames - 1) == latent_frames(generated) - 1
+    assert keyframe_latent_index(5, Geometry(temporal=2)) == 3
 
 
 @pytest.mark.parametrize(("frames", "generated"), [(72, 73), (120, 121), (360, 361), (74, 81)])
@@ -50,9 +83,9 @@ def test_generated_frames_are_the_smallest_8k_plus_1_that_cover_the_clip(
 
 
 def test_cfg_scale_half_is_the_model_default_and_zero_turns_guidance_off() -> None:
-    assert guidance_scale(0.5, 4.0) == pytest.approx(4.0)
-    assert guidance_scale(0.0, 4.0) == pytest.approx(1.0)
-    assert guidance_scale(1.0, 4.0) == pytest.approx(7.0)
+    assert guidance_scale(0.5, 3.0) == pytest.approx(3.0)
+    assert guidance_scale(0.0, 3.0) == pytest.approx(1.0)
+    assert guidance_scale(1.0, 3.0) == pytest.approx(5.0)
     assert guidance_scale(0.9, 1.0) == 1.0  # a distilled model samples without guidance
 
 
@@ -60,7 +93,7 @@ def test_start_and_end_images_pin_the_first_and_last_frame() -> None:
     params = _params(I2V, start_image_url=URL, end_image_url=URL, duration="4")
     [shot] = plan_shots(params, GenerationInputs(start_image=PICTURE, end_image=PICTURE))
     assert (shot.frames, shot.generate_frames) == (96, 97)
-    assert shot.guides == (Guide("start", 0), Guide("end", -1))
+    assert shot.guides == (Guide("start", 0), Guide("end", 95))  # the last output frame
 
 
 def test_multi_prompt_is_one_generation_per_shot_with_images_at_the_ends() -> None:
@@ -76,7 +109,7 @@ def test_multi_prompt_is_one_generation_per_shot_with_images_at_the_ends() -> No
     assert [shot.guides for shot in shots] == [
         (Guide("start", 0),),
         (Guide("element:1", 0, ELEMENT_GUIDE_STRENGTH),),
-        (Guide("end", -1),),
+        (Guide("end", 71),),
     ]
     assert shots[1].prompt == ("close on the first subject walking "
                                "Scene: a lighthouse at night")

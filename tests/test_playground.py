@@ -7,10 +7,10 @@ Playwright through ``executable_path``; Playwright's own browser downloads are n
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,9 +21,8 @@ from reelserve.api.playground import add_playground_routes
 from conftest import Service, make_service, needs_outside_part
 
 CHROMIUM = Path("/usr/bin/chromium")
-# The screenshot in docs/ is refreshed on request, so test runs leave the tree clean:
-# REELSERVE_UPDATE_SCREENSHOT=1 .venv/bin/python -m pytest tests/test_playground.py
-DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "playground.png"
+# docs/playground.png comes from the preview engine, not this fixture engine:
+# .venv/bin/python scripts/make_readme_media.py
 
 
 def _page_app() -> FastAPI:
@@ -61,8 +60,7 @@ def browser_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servic
 
 def test_playground_submits_shows_progress_and_plays_the_video(
         browser_service: Service, tmp_path: Path) -> None:
-    screenshot = DOCS_SCREENSHOT if os.environ.get("REELSERVE_UPDATE_SCREENSHOT") else \
-        tmp_path / "playground.png"
+    screenshot = tmp_path / "playground.png"
     if not CHROMIUM.exists():
         needs_outside_part(f"{CHROMIUM} is missing: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
@@ -103,6 +101,15 @@ def test_playground_submits_shows_progress_and_plays_the_video(
             duration = page.eval_on_selector("#result-video", "video => video.duration")
             assert abs(duration - 5) <= 0.1
             assert page.inner_text("#progress-text").startswith("completed 100%")
+            # What it cost, what is left, and the file to keep.
+            info = page.inner_text("#result-info")
+            assert "sleep=2 a lighthouse at night" in info
+            assert re.search(r"cost 0\.6 credits", info), info
+            page.wait_for_function(
+                "() => /credits left/.test(document.getElementById('credits').textContent)")
+            assert page.inner_text("#credits") == "99.4 credits left"
+            output = page.get_attribute("#download", "href")
+            assert output and output.endswith(".mp4")
 
             # The key stays in the browser; the gallery lists the job.
             stored = page.evaluate("() => localStorage.getItem('reelserve.apiKey')")
@@ -114,3 +121,79 @@ def test_playground_submits_shows_progress_and_plays_the_video(
         finally:
             browser.close()
     assert elsewhere == []
+
+
+def _launch(playwright: Any) -> Any:
+    if not CHROMIUM.exists():
+        needs_outside_part(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                      args=["--no-sandbox"])
+
+
+def _wait_text(page: Any, selector: str, pattern: str, timeout: float = 30_000) -> None:
+    """Wait until the element's text matches the regular expression ``pattern``."""
+    page.wait_for_function(
+        "([selector, pattern]) => { const node = document.querySelector(selector);"
+        " return node !== null && new RegExp(pattern).test(node.textContent); }",
+        arg=[selector, pattern], timeout=timeout)
+
+
+def test_playground_clears_old_results_resumes_after_reload_and_cancels_calmly(
+        browser_service: Service) -> None:
+    from playwright.sync_api import sync_playwright
+
+    base = browser_service.base_url
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{base}/")
+            page.fill("#api-key", browser_service.api_key)
+            page.click("#save-key")
+
+            # A first job to its end: its video and figures are on screen.
+            page.fill("#prompt", "a boat at dawn")
+            page.select_option("#duration", "3")
+            page.click("#submit")
+            _wait_text(page, "#result-info", "a boat at dawn", timeout=60_000)
+
+            # A new job: the last one's result goes at once, not when the new one ends.
+            page.fill("#prompt", "sleep=30 a long night")
+            page.click("#submit")
+            page.wait_for_function(
+                "() => document.getElementById('result-video').hidden"
+                " && document.getElementById('result-info').textContent === ''")
+            _wait_text(page, "#progress-text", r"^processing [1-9]")
+
+            # Reload mid-job: progress and Cancel come back, from the list and the stream.
+            page.reload()
+            _wait_text(page, "#progress-text", r"^processing \d+%")
+            page.wait_for_function("() => !document.getElementById('cancel').disabled")
+            assert page.input_value("#prompt") == "sleep=30 a long night"
+            running_card = '#gallery .card[data-status="processing"]'
+            page.wait_for_selector(running_card)
+
+            # Cancel reads as canceled, in the normal text colour, with no error shown.
+            page.click("#cancel")
+            _wait_text(page, "#progress-text", "^canceled$")
+            assert page.inner_text("#error") == ""
+            colour = page.eval_on_selector("#progress-text", "n => getComputedStyle(n).color")
+            assert colour == page.eval_on_selector("body", "n => getComputedStyle(n).color")
+            assert colour != page.eval_on_selector("#error", "n => getComputedStyle(n).color")
+            # The gallery card refreshes to its end without a reload.
+            page.wait_for_selector('#gallery .card[data-status="canceled"]')
+            badge = page.inner_text('#gallery .card[data-status="canceled"] .badge')
+            assert "canceled" in badge and "no charge" in badge and "FAILED" not in badge
+
+            # A finished card opens with its prompt, its cost and a download link.
+            page.click("#prompt")  # away from the gallery first
+            page.click('#gallery .card[data-status="completed"]')
+            info = page.inner_text("#result-info")
+            assert "a boat at dawn" in info and "cost" in info
+            card_video = page.get_attribute('#gallery .card[data-status="completed"] video',
+                                             "src")
+            assert card_video is not None
+            assert page.get_attribute("#download", "href") == card_video.split("#")[0]
+            _wait_text(page, "#credits", r"^\d+(\.\d+)? credits left$")
+        finally:
+            browser.close()

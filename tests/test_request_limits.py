@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from reelserve.catalog.params import MAX_PROMPT_CHARS
@@ -65,6 +66,33 @@ def test_body_over_the_cap_is_400_naming_body(limited: Service) -> None:
     assert_still_serving(limited)
 
 
+def test_voice_body_over_the_cap_is_refused_while_it_streams(limited: Service) -> None:
+    sent = 0
+
+    def endless() -> Iterator[bytes]:  # no Content-Length, ten times the cap
+        nonlocal sent
+        yield b'{"voice_url": "data:audio/wav;base64,'
+        for _ in range(100):
+            sent += 30_000
+            yield b"A" * 30_000
+
+    with limited.client() as client:
+        try:
+            response = client.post("/v2/kling-create-voice", content=endless(),
+                                   headers={"content-type": "application/json"})
+        except httpx.TransportError:  # the server may close before the client sent it all
+            response = None
+    if response is not None:
+        assert response.status_code == 400
+        assert response.json()["error"].startswith("body: must be at most")
+    with limited.client() as client:
+        declared = client.post("/v2/kling-create-voice", content=b"x" * (BODY_CAP + 1),
+                               headers={"content-type": "application/json"})
+    assert declared.status_code == 400
+    assert declared.json()["error"] == f"body: must be at most {BODY_CAP} bytes"
+    assert_still_serving(limited)
+
+
 def test_data_url_under_the_cap_is_accepted(limited: Service) -> None:
     image = "data:image/png;base64," + base64.b64encode(png_bytes((320, 180))).decode()
     assert len(image) < BODY_CAP
@@ -80,11 +108,35 @@ def test_data_url_under_the_cap_is_accepted(limited: Service) -> None:
     b'{"prompt": "\xff\xfe"}',
     b'{"prompt": "x", "cfg_scale": NaN}',
     b"",
-], ids=["deep-nesting", "huge-integer", "invalid-utf8", "nan", "empty"])
-def test_hostile_json_is_400_not_500(limited: Service, content: bytes) -> None:
-    status, error = post_raw(limited, T2V, content)
-    assert status == 400
-    assert error.split(":")[0] in ("body", "cfg_scale")
+    b'{"prompt": "x", "extra": ' + b"[" * 40 + b"]" * 40 + b"}",
+    b'{"prompt": "x", "extra": {"\\udc00": 1}}',
+], ids=["deep-nesting", "huge-integer", "invalid-utf8", "nan", "empty", "nesting-past-limit",
+        "lone-surrogate-key"])
+@pytest.mark.parametrize("route", [f"/v2/{T2V}", "/v2/kling-create-voice"])
+def test_hostile_json_is_400_not_500(limited: Service, content: bytes, route: str) -> None:
+    with limited.client() as client:
+        response = client.post(route, content=content,
+                               headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"].split(":")[0] in ("body", "cfg_scale", "extra", "voice_url")
+
+
+NESTED_30 = "[" * 30 + "]" * 30
+
+
+@pytest.mark.parametrize(("route", "raw", "field"), [
+    (f"/v2/{T2V}", '{"prompt": "p", "extra": ' + NESTED_30 + ', "duration": "99"}', "duration"),
+    ("/v2/kling-create-voice",
+     '{"voice_url": "http://x/", "extra": ' + NESTED_30 + ', "voice_name": "\\u0007"}',
+     "voice_name"),
+])
+def test_json_nested_within_the_limit_reaches_the_field_rules(limited: Service, route: str,
+                                                              raw: str, field: str) -> None:
+    with limited.client() as client:
+        response = client.post(route, content=raw.encode(),
+                               headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(f"{field}:"), response.text
 
 
 @pytest.mark.parametrize(("slug", "field", "raw"), [

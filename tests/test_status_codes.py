@@ -179,3 +179,38 @@ def test_expired_result_is_404_and_file_deleted(tmp_path: Path, backend: dict[st
             assert httpx.get(output).status_code == 404
     finally:
         service.stop()
+
+
+def test_output_answers_head_with_the_headers_of_get(shared_service: Service) -> None:
+    with shared_service.client() as client:
+        job = client.post(f"/v2/{T2V}", json=FAST).json()
+        shared_service.wait_for(job["request_id"])
+        output = client.get(job["response_url"]).json()["output"]
+    for extra in ({}, {"Range": "bytes=100-199"}):
+        got, head = httpx.get(output, headers=extra), httpx.head(output, headers=extra)
+        assert head.status_code == got.status_code and head.content == b""
+        for name in ("content-type", "content-length", "accept-ranges", "etag",
+                     "last-modified", "content-range"):
+            assert head.headers.get(name) == got.headers.get(name), name
+
+
+@pytest.mark.parametrize(("bad_range", "status"), [
+    ("bytes=99999999-", 416),
+    ("lines=0-10", 400),
+    ("bytes=200-100", 400),
+    ("bytes=", 400),
+])
+def test_bad_range_is_a_json_error(shared_service: Service, bad_range: str, status: int) -> None:
+    with shared_service.client() as client:
+        job = client.post(f"/v2/{T2V}", json=FAST).json()
+        shared_service.wait_for(job["request_id"])
+        output = client.get(job["response_url"]).json()["output"]
+    size = len(httpx.get(output).content)
+    for method in ("GET", "HEAD"):
+        response = httpx.request(method, output, headers={"Range": bad_range})
+        assert response.status_code == status, (method, response.text)
+        assert response.headers["content-type"] == "application/json"
+        if method == "GET":
+            assert response.json()["error"].startswith("Range:")
+        if status == 416:
+            assert response.headers["content-range"] == f"bytes */{size}"

@@ -8,14 +8,19 @@ is fetched. The text config's width (32) must equal the connectors' width
 
 The components are saved as an ``LTX2Pipeline`` (what ``Lightricks/LTX-2``'s
 ``model_index.json`` names), so the engine loads them the way it loads real weights.
+They keep the real models' structure where it matters to the code paths: the video
+VAE compresses 32x in space and 8x in time, the transformer has the block STG
+perturbs, the vocoder upsamples to 24 kHz, and a latent upsampler sits in
+``latent_upsampler/`` as in the official repository.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from reelserve.model_store import DISTILLED_SAMPLING
+from reelserve.engines.ltx2.profile import GENERATIONS
 
 VOCABULARY = (
     "a the of and in on at with slow fast camera pan push orbit lighthouse night rain "
@@ -24,6 +29,9 @@ VOCABULARY = (
 )
 WORDS = tuple(VOCABULARY.split())
 SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>"]
+# Enough blocks for the STG block the LTX-2.0 profile names (29) to exist and run;
+# the service tests use two blocks and the distilled profile, which has no STG pass.
+STG_LAYERS = GENERATIONS["2.0"].stg_block + 1
 
 
 def build_tokenizer() -> object:
@@ -62,7 +70,7 @@ def build_text_encoder(vocab_size: int) -> object:
     return Gemma3ForConditionalGeneration(config).eval()
 
 
-def build_pipeline() -> object:
+def build_pipeline(layers: int = 2) -> object:
     import torch
     from diffusers import (
         AutoencoderKLLTX2Audio,
@@ -83,7 +91,7 @@ def build_pipeline() -> object:
         in_channels=4, out_channels=4, patch_size=1, patch_size_t=1,
         num_attention_heads=2, attention_head_dim=8, cross_attention_dim=16,
         audio_in_channels=4, audio_out_channels=4, audio_num_attention_heads=2,
-        audio_attention_head_dim=4, audio_cross_attention_dim=8, num_layers=2,
+        audio_attention_head_dim=4, audio_cross_attention_dim=8, num_layers=layers,
         qk_norm="rms_norm_across_heads", caption_channels=text_width,
         rope_double_precision=False, rope_type="split",
     )
@@ -98,13 +106,18 @@ def build_pipeline() -> object:
         causal_temporal_positioning=False, rope_type="split",
     )
     torch.manual_seed(0)
-    vae = AutoencoderKLLTX2Video(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8,),
-        decoder_block_out_channels=(8,), layers_per_block=(1,), decoder_layers_per_block=(1, 1),
-        spatio_temporal_scaling=(True,), decoder_spatio_temporal_scaling=(True,),
-        decoder_inject_noise=(False, False), downsample_type=("spatial",),
-        upsample_residual=(False,), upsample_factor=(1,), timestep_conditioning=False,
-        patch_size=1, patch_size_t=1, encoder_causal=True, decoder_causal=False,
+    vae = AutoencoderKLLTX2Video(  # the real layout (32x space, 8x time), narrow
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8),
+        down_block_types=("LTX2VideoDownBlock3D",) * 4, decoder_block_out_channels=(8, 16, 32),
+        layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, True, True),
+        decoder_spatio_temporal_scaling=(True, True, True),
+        decoder_inject_noise=(False, False, False, False),
+        downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+        upsample_type=("spatiotemporal",) * 3, upsample_residual=(True, True, True),
+        upsample_factor=(2, 2, 2), timestep_conditioning=False, patch_size=4, patch_size_t=1,
+        encoder_causal=True, decoder_causal=False, spatial_compression_ratio=32,
+        temporal_compression_ratio=8,
     )
     torch.manual_seed(0)
     audio_vae = AutoencoderKLLTX2Audio(
@@ -114,10 +127,13 @@ def build_pipeline() -> object:
         sample_rate=16000, mel_hop_length=160, is_causal=True, mel_bins=8,
     )
     torch.manual_seed(0)
+    # The real LTX-2.0 vocoder's upsampling (6*5*2*2*2 = 240 samples per mel frame of
+    # 10 ms: 24 kHz), narrow: a clip's raw audio is its duration times 24,000 samples.
     vocoder = LTX2Vocoder(
-        in_channels=2 * 8, hidden_channels=32, out_channels=2, upsample_kernel_sizes=[4, 4],
-        upsample_factors=[2, 2], resnet_kernel_sizes=[3], resnet_dilations=[[1, 3, 5]],
-        leaky_relu_negative_slope=0.1, output_sampling_rate=16000,
+        in_channels=2 * 8, hidden_channels=32, out_channels=2,
+        upsample_kernel_sizes=[16, 15, 8, 4, 4], upsample_factors=[6, 5, 2, 2, 2],
+        resnet_kernel_sizes=[3], resnet_dilations=[[1, 3, 5]], leaky_relu_negative_slope=0.1,
+        output_sampling_rate=24000,
     )
     return LTX2Pipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, audio_vae=audio_vae,
@@ -126,22 +142,45 @@ def build_pipeline() -> object:
     )
 
 
-# What a two-layer random model can sample with: the distilled model's settings (no
-# guidance passes, no STG, whose real blocks do not exist here, the legacy LTX-2.0
-# timestep) with two default-schedule steps and short prompts.
-TINY_PROFILE = {
-    **{key: value for key, value in DISTILLED_SAMPLING.items() if key != "sigmas"},
-    "num_inference_steps": 2,
-    "max_sequence_length": 16,
-}
+def build_latent_upsampler(latent_channels: int) -> object:
+    """The real x2 latent upsampler's layout (LTX-2.0: rational resampler), 32 channels
+    (its GroupNorm has 32 groups)."""
+    import torch
+    from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+
+    torch.manual_seed(0)
+    return LTX2LatentUpsamplerModel(
+        in_channels=latent_channels, mid_channels=32, num_blocks_per_stage=1, dims=3,
+        spatial_upsample=True, temporal_upsample=False, rational_spatial_scale=2.0,
+        use_rational_resampler=True,
+    )
 
 
-def save_tiny_ltx2(path: Path) -> Path:
-    """Build the tiny components and ``save_pretrained`` them, with a sampling profile."""
-    pipeline = build_pipeline()
-    pipeline.save_pretrained(str(path))  # type: ignore[attr-defined]
-    profile = {"variant": "tiny-test", "sampling": TINY_PROFILE}
-    (path / "reelserve-ltx2.json").write_text(json.dumps(profile, indent=2) + "\n")
+# Sampling overrides a random model needs: two base steps instead of 40 and short
+# prompts. Everything else (guidance, STG on the profile's block, the refine
+# sigmas) is the model profile's own.
+TINY_OVERRIDES = {"num_inference_steps": 2, "max_sequence_length": 16}
+
+
+def save_tiny_ltx2(path: Path, distilled: bool = True, layers: int = 2) -> Path:
+    """Build the tiny components and ``save_pretrained`` them like a pulled model.
+
+    The scheduler is written as diffusers' converter writes it: dynamic shifting
+    for the full model, none for the distilled one (how the profile tells them apart).
+    """
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    pipeline: Any = build_pipeline(layers)
+    pipeline.scheduler = FlowMatchEulerDiscreteScheduler(
+        use_dynamic_shifting=not distilled, base_shift=0.95, max_shift=2.05,
+        base_image_seq_len=1024, max_image_seq_len=4096,
+        shift_terminal=None if distilled else 0.1)
+    pipeline.save_pretrained(str(path))
+    upsampler: Any = build_latent_upsampler(pipeline.vae.config.latent_channels)
+    upsampler.save_pretrained(str(path / "latent_upsampler"))
+    overrides = {k: v for k, v in TINY_OVERRIDES.items()
+                 if not (distilled and k == "num_inference_steps")}
+    (path / "reelserve-ltx2.json").write_text(json.dumps({"sampling": overrides}, indent=2))
     return path
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from importlib import resources
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 PAGE = "static/playground.html"
+FAVICON = "static/favicon.ico"
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
     "script-src 'self' 'unsafe-inline'",
@@ -25,8 +26,9 @@ CONTENT_SECURITY_POLICY = "; ".join([
 
 
 def add_playground_routes(app: FastAPI) -> None:
-    """Serve the playground page at ``/``."""
+    """Serve the playground page at ``/`` and the site's icon at ``/favicon.ico``."""
     page = resources.files("reelserve.api").joinpath(PAGE).read_text(encoding="utf-8")
+    icon = resources.files("reelserve.api").joinpath(FAVICON).read_bytes()
     headers = {"content-security-policy": CONTENT_SECURITY_POLICY, "cache-control": "no-cache",
                "x-content-type-options": "nosniff"}
 
@@ -34,3 +36,8 @@ def add_playground_routes(app: FastAPI) -> None:
     async def playground() -> HTMLResponse:
         """The playground: every parameter of both models, live progress, recent jobs."""
         return HTMLResponse(page, headers=headers)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(icon, media_type="image/vnd.microsoft.icon",
+                        headers={"cache-control": "public, max-age=86400"})

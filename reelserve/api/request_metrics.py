@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelserve import metrics
@@ -16,6 +18,8 @@ class RequestMetrics:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # labels() takes a lock and builds a key on every call: keep each child.
+        self._counters: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -34,4 +38,9 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            metrics.HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
+            label = (scope["method"], template, status)
+            counter = self._counters.get(label)
+            if counter is None:
+                counter = metrics.HTTP_REQUESTS.labels(label[0], template, str(status))
+                self._counters[label] = counter
+            counter.inc()

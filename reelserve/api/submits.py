@@ -1,52 +1,104 @@
-"""Group commit for submits: requests that arrive together share one transaction.
+"""The submit path: a checked key and body become a queued job with its price held.
 
-Each submit is one small write, and with one SQLite file the writes take turns.
-Under load, instead of one transaction per request, the submits waiting while a
-transaction runs go into the next one together, so the cost of a commit and of
-a hop to the writing thread is shared. A lone submit still commits at once.
+Order of checks (docs/contract-decisions.md): key (by the route's dependency),
+model, the key's model scope, the rate limit, the body, then credits in the store.
+Everything a job needs besides the body's fields is prepared in ``prepare_order``,
+the one step between a parsed body and the store write.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
+import json
+import logging
+from typing import Any
 
-import anyio
+from starlette.requests import Request
 
-from reelserve.errors import ReelserveError
-from reelserve.jobs import JobOrder, JobStore, Submitted
+from reelserve import metrics
+from reelserve.api.async_store import AsyncStore
+from reelserve.api.body import read_json_body
+from reelserve.api.group_commit import SubmitBatcher
+from reelserve.catalog import JobParams, ModelSpec, get_model, parse_submit, price_millicredits
+from reelserve.errors import Forbidden, InvalidParameter
+from reelserve.input_blobs import InputBlobs
+from reelserve.jobs import ApiKey, JobOrder, Submitted
+from reelserve.logs import job_fields
 
-MAX_BATCH = 256
+log = logging.getLogger("reelserve.api")
+MAX_WEBHOOK_URL_CHARS = 2048
 
 
-class SubmitBatcher:
-    def __init__(self, store: JobStore) -> None:
+class Submitter:
+    def __init__(self, store: AsyncStore, *, max_body_bytes: int, engine: str,
+                 inputs: InputBlobs | None = None) -> None:
         self.store = store
-        self._waiting: list[tuple[JobOrder, asyncio.Future[Submitted]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self.max_body_bytes = max_body_bytes
+        self.engine = engine
+        self.batcher = SubmitBatcher(store.submit_jobs)
+        self.inputs = inputs  # inline images become input blobs (reelserve.input_blobs)
 
-    async def submit(self, order: JobOrder) -> Submitted:
-        """Queue ``order``'s job and hold its price; raise the store's refusal."""
-        future: asyncio.Future[Submitted] = asyncio.get_running_loop().create_future()
-        self._waiting.append((order, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_batches())
-        return await future
+    async def submit(self, request: Request, key: ApiKey, slug: str) -> Submitted:
+        """Queue a job for ``key``; raise the first rule the request breaks."""
+        model = get_model(slug)
+        if not key.may_use(slug):
+            raise Forbidden(f"this API key may not use model '{slug}'")
+        await self.store.count_submit(key.id)
+        body = await read_json_body(request, self.max_body_bytes)
+        order = await self.prepare_order(key, model, body,
+                                         request.headers.get("idempotency-key"))
+        job, balance = await self.batcher.submit(order)
+        if self.inputs is not None:
+            await self.inputs.bind(order.params, job)
+        metrics.JOBS_SUBMITTED.labels(slug).inc()
+        log.info("submitted", extra={**job_fields(job.id, slug, 0, self.engine),
+                                     "key_prefix": key.prefix})
+        return job, balance
 
-    async def _write_batches(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
-            try:
-                outcomes = await anyio.to_thread.run_sync(
-                    self.store.submit_jobs, [order for order, _ in batch])
-            except Exception as error:  # the store failed: every waiting submit hears it
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():  # its client went away
-                    continue
-                if isinstance(outcome, ReelserveError):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+    async def prepare_order(self, key: ApiKey, model: ModelSpec, body: Any,
+                            idempotency_key: str | None) -> JobOrder:
+        """Validate ``body`` and build the order the store writes; no store write yet."""
+        params = parse_submit(model, body)
+        await self.check_voice_ids(key, params)
+        if self.inputs is not None:
+            params = await self.inputs.store_inline(params)
+        return JobOrder(key.id, params, price_millicredits(params),
+                        webhook_url=_webhook_url(body),
+                        idempotency_key=_idempotency_key(idempotency_key),
+                        body_digest=_digest(model.slug, body) if idempotency_key else "")
+
+    async def check_voice_ids(self, key: ApiKey, params: JobParams) -> None:
+        for index, voice_id in enumerate(params.voice_ids):
+            voice = await self.store.get_voice(voice_id)
+            if voice is None or voice.key_id != key.id:
+                raise InvalidParameter(f"voice_ids[{index}]",
+                                       f"no voice {voice_id!r} for this key; create one with "
+                                       "POST /v2/kling-create-voice")
+
+
+def _webhook_url(body: dict[str, Any]) -> str | None:
+    value = body.get("webhook_url")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")) \
+            or len(value) > MAX_WEBHOOK_URL_CHARS or not value.isprintable():
+        raise InvalidParameter("webhook_url", f"must be an http(s) URL of at most "
+                                              f"{MAX_WEBHOOK_URL_CHARS} printable characters")
+    return value
+
+
+def _idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 255 or not value.isprintable():
+        raise InvalidParameter("Idempotency-Key", "must be 1 to 255 printable characters")
+    return value
+
+
+def _digest(slug: str, body: Any) -> str:
+    """The same request, whatever its key order or spacing, gives the same digest.
+
+    Stored with the Idempotency-Key: the encoding must not change between releases.
+    """
+    canonical = json.dumps([slug, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

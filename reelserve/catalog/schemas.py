@@ -44,28 +44,86 @@ class Image2VideoRequest(Text2VideoRequest):
     elements: list[ElementSpec] | None = Field(None, max_length=3)
 
 
-class SubmitResponse(BaseModel):
+State = Literal["QUEUED", "PROCESSING", "COMPLETED", "FAILED"]
+
+
+class ResponseBody(BaseModel):
+    """What the API serves: exactly these fields (the fuzz run checks every answer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SubmitResponse(ResponseBody):
     request_id: str
     status_url: str
     response_url: str
     poll_url: str
 
 
-class StatusBody(BaseModel):
+class StatusBody(ResponseBody):
     request_id: str
-    status: Literal["QUEUED", "PROCESSING", "COMPLETED", "FAILED"]
-    progress: float = 0.0
-    queue_position: int | None = None
-    error: str | None = None
+    status: State
+    progress: float = Field(0.0, ge=0, le=1)
+    queue_position: int | None = Field(None, ge=1, description="while QUEUED; 1 runs next")
+    error: str | None = Field(None, description="when FAILED")
+    canceled: bool | None = Field(None, description="when FAILED: true if it was canceled")
+    eta_seconds: float | None = Field(None, ge=0, description="seconds left, from the pace "
+                                      "so far; null while queued or too early to tell")
+    created_at: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
 
 
-class ResultBody(BaseModel):
-    request_id: str
-    status: Literal["QUEUED", "PROCESSING", "COMPLETED", "FAILED"]
+class ResultBody(StatusBody):
+    """A COMPLETED request's output and metrics; otherwise its status body."""
+
+    progress: float | None = Field(None, ge=0, le=1)  # type: ignore[assignment]
     output: str | None = None
     metrics: dict[str, Any] | None = None
+
+
+class RequestItem(ResultBody):
+    model: str
+    prompt: str
+
+
+class RequestList(ResponseBody):
+    requests: list[RequestItem]
+
+
+class WebhookLog(ResponseBody):
+    request_id: str
+    webhook_url: str | None
+    deliveries: list[dict[str, Any]]
+
+
+class WebhookSecret(ResponseBody):
+    secret: str
+
+
+class VoiceBody(ResponseBody):
+    voice_id: str
+    voice_name: str
+    pitch_hz: float | None
+    duration_s: float
+
+
+class VoiceList(ResponseBody):
+    voices: list[VoiceBody]
+
+
+class HealthBody(ResponseBody):
+    status: Literal["ok"]
+
+
+class ReadyBody(ResponseBody):
+    status: Literal["ready", "not ready"]
     error: str | None = None
+    warnings: list[str] | None = Field(None, description="what the store found unsafe at "
+                                       "startup, e.g. a Redis without AOF persistence")
 
 
 class ErrorBody(BaseModel):
     error: str
+    request_id: str | None = None
+    status: Literal["FAILED"] | None = None

@@ -14,14 +14,29 @@ class StoreUnavailable(ReelserveError):
 
 
 def open_store(settings: Settings) -> JobStore:
-    """SQLite in the data dir by default; Redis when ``settings.store`` is a redis:// URL."""
+    """SQLite in the data dir by default; Redis when ``settings.store`` is a redis:// URL.
+
+    Either is brought to this release's schema (or refused when a newer release
+    wrote it); a Redis is first checked to be fit to keep the data (see
+    ``redis_durability``). Raises ``StoreUnreadable`` and its kinds.
+    """
     if not settings.store:
         return SqliteJobStore(settings.db_path, retention_s=settings.retention_s)
     if settings.store.startswith(("redis://", "rediss://", "unix://")):
+        from reelserve.jobs.redis_durability import check_redis_server, redis_location
         from reelserve.jobs.redis_store import RedisJobStore
 
-        return RedisJobStore(settings.store, retention_s=settings.retention_s,
-                             prefix=settings.redis_prefix)
+        where = redis_location(settings.store)
+        store = RedisJobStore(settings.store, retention_s=settings.retention_s,
+                              prefix=settings.redis_prefix, migrate=False)
+        try:
+            store.durability_warnings = check_redis_server(
+                store.redis, where, ephemeral=settings.redis_ephemeral)
+            store.migrate_layout(f"Redis at {where} (prefix {settings.redis_prefix})")
+        except BaseException:
+            store.close()
+            raise
+        return store
     raise StoreUnavailable(
         f"store {settings.store!r} is not supported: leave it empty for SQLite in the data "
         "dir, or give a redis://HOST:PORT/DB URL")

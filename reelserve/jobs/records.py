@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,26 @@ class WorkerRecord:
     job_id: str | None
     started_at: float
     last_seen: float
+
+
+# Retention beyond a job's own: its ledger entries stay a day after the job expires,
+# and a worker silent for a day is forgotten.
+LEDGER_GRACE_S = 86400.0
+WORKER_FORGET_S = 86400.0
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def new_voice_id(unique: str) -> str:
+    """``voice_`` and the last 16 hex digits of a fresh job-style id."""
+    return "voice_" + unique.replace("-", "")[-16:]
+
+
+def webhook_id(job_id: str) -> str:
+    """The id of a job's one webhook delivery, the same on every backend and retry."""
+    return f"msg_{job_id}"
 
 
 VOICE_RATE = 16_000  # voice samples are kept as 16 kHz mono int16 PCM

@@ -10,15 +10,37 @@ with HSETNX, so no retry can charge or refund twice.
 
 from __future__ import annotations
 
-# Shared helpers, prepended to the scripts that need them.
+from reelserve.jobs.states import ALLOWED_MOVES
+
+
+def _lua_moves() -> str:
+    """``check_transition``'s table as Lua, so that both backends guard the same moves."""
+    rows = [f"{state.value} = {{{', '.join(f'{to.value} = true' for to in sorted(targets))}}}"
+            for state, targets in ALLOWED_MOVES.items()]
+    return "local ALLOWED = {" + ", ".join(rows) + "}"
+
+
+NOW_FROM_TIME = """local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end"""
+# Tests pin the clock (``RedisJobStore(clock=...)``): scripts then read it from P:clock.
+NOW_FROM_PINNED_CLOCK = """local function now()
+  return tonumber(redis.call('GET', P .. ':clock'))
+end"""
+
+# Shared helpers, prepended to the scripts that need them. ``guard`` runs before a
+# script writes anything: a refused move must leave the job as it was.
 COMMON = """
 -- Redis 7 replicates a script's effects by default; before it, reading TIME and
 -- then writing needs this (it is a no-op, kept for Redis 5 and 6).
 if redis.replicate_commands then redis.replicate_commands() end
 local P = ARGV[1]
-local function now()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+""" + NOW_FROM_TIME + "\n" + _lua_moves() + """
+local function guard(from, to)
+  if not (ALLOWED[from] and ALLOWED[from][to]) then
+    error({err = 'IllegalTransition: a ' .. tostring(from) .. ' job cannot become ' .. to})
+  end
 end
 local function move(from, to)
   redis.call('HINCRBY', P .. ':state-counts', from, -1)
@@ -32,14 +54,16 @@ local function enqueue_webhook(id, job, t)
   local url, key_id, state, output, err, canceled = unpack(redis.call('HMGET', job,
     'webhook_url', 'key_id', 'state', 'output_key', 'error', 'canceled'))
   if not url or url == '' then return end
-  local delivery = P .. ':webhook:msg_' .. id
-  local event = cjson.encode({request_id = id, status = state, output_key = output or '',
-                              error = err or '', canceled = canceled == '1', at = t})
+  local delivery = P .. ':webhook:msg_' .. id  -- records.webhook_id
+  local event = cjson.encode({request_id = id, status = state,
+                              output_key = output or cjson.null, error = err or cjson.null,
+                              canceled = canceled == '1', at = t})
   redis.call('HSET', delivery, 'id', 'msg_' .. id, 'job_id', id, 'key_id', key_id, 'url', url,
              'event', event, 'state', 'pending', 'attempts', 0)
   redis.call('ZADD', P .. ':webhooks:due', t, 'msg_' .. id)
 end
 local function finish(id, job, from, state, fields, retention)
+  guard(from, state)
   local t = now()
   redis.call('HSET', job, 'state', state, 'completed_at', t, 'expires_at', t + retention,
              'lease_expires_at', '', unpack(fields))
@@ -57,6 +81,7 @@ end
 local function fail(id, job, err, status, retention)
   local key_id, price, hold, from = unpack(redis.call('HMGET', job, 'key_id', 'price', 'hold',
                                                       'state'))
+  guard(from, 'FAILED')
   if hold == 'held' then
     redis.call('HINCRBY', P .. ':key:' .. key_id, 'balance', price)
     redis.call('HSETNX', P .. ':ledger:' .. id, 'release', price)
@@ -65,13 +90,14 @@ local function fail(id, job, err, status, retention)
                                    'metrics', '{"cost": 0.0}'}, retention)
 end
 local function requeue_or_fail(id, job, reason, max_attempts, counts, retention)
-  local attempt, handed_back, seq =
-    unpack(redis.call('HMGET', job, 'attempt', 'handed_back', 'seq'))
+  local attempt, handed_back, seq, from =
+    unpack(redis.call('HMGET', job, 'attempt', 'handed_back', 'seq', 'state'))
   local lost = tonumber(attempt) - tonumber(handed_back)
   if counts == 1 and lost >= max_attempts then
     fail(id, job, 'failed after ' .. lost .. ' attempts; last: ' .. reason, 500, retention)
     return 'FAILED'
   end
+  guard(from, 'QUEUED')
   redis.call('HSET', job, 'state', 'QUEUED', 'worker_id', '', 'lease_expires_at', '',
              'progress', 0, 'last_error', reason)
   if counts == 0 then redis.call('HINCRBY', job, 'handed_back', 1) end
@@ -88,6 +114,10 @@ end
 # 3 the same idempotent request again (the earlier job's id, nothing held).
 SUBMIT = COMMON + """
 local t = now()
+local function live(id)  -- an expired job awaiting the sweep is gone for its client
+  local found, expires = unpack(redis.call('HMGET', P .. ':job:' .. id, 'id', 'expires_at'))
+  return found and (not expires or expires == '' or tonumber(expires) > t)
+end
 local out = {}
 for i = 2, #ARGV, 7 do
   local key_id, price, id, params = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
@@ -99,7 +129,7 @@ for i = 2, #ARGV, 7 do
   if idem_key ~= '' then earlier = redis.call('HMGET', idem, 'digest', 'job_id') end
   if earlier and earlier[1] and earlier[1] ~= digest then
     table.insert(out, {2, balance, ''})
-  elseif earlier and earlier[2] and redis.call('EXISTS', P .. ':job:' .. earlier[2]) == 1 then
+  elseif earlier and earlier[2] and live(earlier[2]) then
     table.insert(out, {3, balance, earlier[2]})
   elseif redis.call('EXISTS', P .. ':job:' .. id) == 1 then
     -- the same submit again: a client retry after a lost reply; hold nothing twice
@@ -134,6 +164,7 @@ if #first == 0 then return nil end
 local id = first[1]
 local job = P .. ':job:' .. id
 local t = now()
+guard(redis.call('HGET', job, 'state'), 'PROCESSING')
 redis.call('ZREM', P .. ':queue', id)
 local attempt = redis.call('HINCRBY', job, 'attempt', 1)
 local lease = t + tonumber(ARGV[3])
@@ -176,8 +207,8 @@ return 1
 FAIL = COMMON + """
 local id = ARGV[2]
 local job = P .. ':job:' .. id
-local state, attempt = unpack(redis.call('HMGET', job, 'state', 'attempt'))
-if state == 'FAILED' and attempt == ARGV[3] then return 1 end
+local state, attempt, err = unpack(redis.call('HMGET', job, 'state', 'attempt', 'error'))
+if state == 'FAILED' and attempt == ARGV[3] and err == ARGV[4] then return 1 end
 if not processing(job, ARGV[3]) then return 0 end
 fail(id, job, ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]))
 return 1
@@ -195,18 +226,30 @@ return 1
 # ARGV: prefix, max_attempts, retention. Answers how many leases had run out.
 RECOVER = COMMON + """
 local expired = redis.call('ZRANGEBYSCORE', P .. ':leases', '-inf', now())
+local recovered = 0
 for _, id in ipairs(expired) do
-  requeue_or_fail(id, P .. ':job:' .. id, 'worker lost (lease expired)', tonumber(ARGV[2]), 1,
-                  tonumber(ARGV[3]))
+  local job = P .. ':job:' .. id
+  if redis.call('HGET', job, 'state') == 'PROCESSING' then
+    requeue_or_fail(id, job, 'worker lost (lease expired)', tonumber(ARGV[2]), 1,
+                    tonumber(ARGV[3]))
+    recovered = recovered + 1
+  else
+    redis.call('ZREM', P .. ':leases', id)
+  end
 end
-return #expired
+return recovered
 """
 
-# ARGV: prefix. Answers {count, output keys...} of the jobs whose retention ended.
+# ARGV: prefix, ledger grace (s). Answers {count, output keys...} of the jobs whose
+# retention ended. A job's ledger is kept for the grace beyond the job (it also
+# carries a TTL as a backstop for a deployment that never sweeps).
 SWEEP = COMMON + """
-local expired = redis.call('ZRANGEBYSCORE', P .. ':expiring', '-inf', now())
-local out = {#expired}
-for _, id in ipairs(expired) do
+local t = now()
+local expired = redis.call('ZRANGEBYSCORE', P .. ':expiring', '-inf', t, 'WITHSCORES')
+local out = {#expired / 2}
+for i = 1, #expired, 2 do
+  local id = expired[i]
+  redis.call('ZADD', P .. ':ledgers-expiring', tonumber(expired[i + 1]) + tonumber(ARGV[2]), id)
   local entry = redis.call('HGET', P .. ':outputs', id) or '|'
   local sep = string.find(entry, '|', 1, true)
   local state, output = string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1)
@@ -215,6 +258,10 @@ for _, id in ipairs(expired) do
   redis.call('DEL', P .. ':job:' .. id)
   redis.call('HDEL', P .. ':outputs', id)
   redis.call('ZREM', P .. ':expiring', id)
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. ':ledgers-expiring', '-inf', t)) do
+  redis.call('DEL', P .. ':ledger:' .. id)
+  redis.call('ZREM', P .. ':ledgers-expiring', id)
 end
 return out
 """
@@ -260,3 +307,9 @@ for _, id in ipairs(due) do
 end
 return out
 """
+
+
+def reading_pinned_clock(script: str) -> str:
+    """The script with its clock read from ``P:clock`` instead of Redis' TIME."""
+    assert NOW_FROM_TIME in script
+    return script.replace(NOW_FROM_TIME, NOW_FROM_PINNED_CLOCK)

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import redis
@@ -38,9 +37,12 @@ from reelserve.errors import (
     RequestNotFound,
     StaleAttempt,
 )
+from reelserve.jobs import redis_layout
 from reelserve.jobs import redis_scripts as scripts
 from reelserve.jobs.records import (
+    LEDGER_GRACE_S,
     VOICE_RATE,
+    WORKER_FORGET_S,
     ApiKey,
     ClaimedJob,
     Job,
@@ -52,15 +54,33 @@ from reelserve.jobs.records import (
     Voice,
     WebhookDelivery,
     WorkerRecord,
+    new_job_id,
+    new_voice_id,
+    webhook_id,
 )
-from reelserve.jobs.states import CANCELED_STATUS, JobState
+from reelserve.jobs.redis_durability import redis_location
+from reelserve.jobs.states import CANCELED_STATUS, IllegalTransition, JobState
+
+Script = Callable[..., Any]
 
 
 class RedisJobStore:
-    def __init__(self, url: str, *, retention_s: float, prefix: str = "reelserve") -> None:
+    """``JobStore`` on one Redis; ``clock`` and ``ids`` are for tests that pin them.
+
+    The layout under ``prefix`` is migrated to this release's version on opening
+    unless ``migrate`` is false (``open_store`` checks the server first).
+    """
+
+    durability_warnings: tuple[str, ...] = ()
+
+    def __init__(self, url: str, *, retention_s: float, prefix: str = "reelserve",
+                 clock: Callable[[], float] | None = None,
+                 ids: Callable[[], str] = new_job_id, migrate: bool = True) -> None:
         self.url = url
         self.retention_s = retention_s
         self.prefix = prefix
+        self._clock = clock
+        self._ids = ids
         # A Redis restart (a failover, a deploy) takes a moment: calls are retried
         # with backoff for about ten seconds before the error reaches the caller.
         self.redis = redis.Redis.from_url(
@@ -68,7 +88,7 @@ class RedisJobStore:
             socket_connect_timeout=5,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=15),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError])
-        register = self.redis.register_script
+        register = self._script
         self._submit = register(scripts.SUBMIT)
         self._claim = register(scripts.CLAIM)
         self._renew = register(scripts.RENEW)
@@ -80,11 +100,38 @@ class RedisJobStore:
         self._rate = register(scripts.RATE_LIMIT)
         self._cancel = register(scripts.CANCEL)
         self._claim_webhooks = register(scripts.CLAIM_WEBHOOKS)
+        if migrate:
+            self.migrate_layout(f"Redis at {redis_location(url)} (prefix {prefix})")
+
+    def migrate_layout(self, where: str) -> int:
+        """Bring the key layout to this release's version; answers the version it had."""
+        return redis_layout.migrate(self.redis, self.prefix, where)
+
+    def _script(self, text: str) -> Script:
+        """A script that refuses illegal moves as ``check_transition`` does."""
+        if self._clock is not None:
+            text = scripts.reading_pinned_clock(text)
+        script = self.redis.register_script(text)
+
+        def run(*, args: list[Any]) -> Any:
+            if self._clock is not None:
+                self.redis.set(self._k("clock"), repr(self._clock()))
+            try:
+                return script(args=args)
+            except redis.ResponseError as error:
+                if "IllegalTransition: " in str(error):
+                    raise IllegalTransition(str(error).split("IllegalTransition: ", 1)[1]
+                                            .split(" script:", 1)[0]) from error
+                raise
+
+        return run
 
     def _k(self, *parts: object) -> str:
         return ":".join([self.prefix, *map(str, parts)])
 
     def now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
         seconds, micros = cast(tuple[int, int], self.redis.time())
         return seconds + micros / 1_000_000
 
@@ -156,7 +203,7 @@ class RedisJobStore:
 
     # -- submit and read ------------------------------------------------------
     def submit_jobs(self, orders: Sequence[JobOrder]) -> list[Submitted | Refusal]:
-        ids = [str(uuid.uuid4()) for _ in orders]
+        ids = [self._ids() for _ in orders]
         args: list[Any] = [self.prefix]
         for order, job_id in zip(orders, ids, strict=True):
             args += [order.key_id, order.price, job_id, json.dumps(order.params.to_json()),
@@ -205,7 +252,7 @@ class RedisJobStore:
     # -- voices ---------------------------------------------------------------
     def create_voice(self, key_id: int, name: str, pitch_hz: float | None,
                      sample: bytes) -> Voice:
-        voice = Voice(f"voice_{uuid.uuid4().hex[:16]}", key_id, name, pitch_hz,
+        voice = Voice(new_voice_id(self._ids()), key_id, name, pitch_hz,
                       len(sample) / 2 / VOICE_RATE, self.now())
         with self.redis.pipeline() as pipe:
             pipe.hset(self._k("voice", voice.id), mapping={
@@ -267,7 +314,7 @@ class RedisJobStore:
     def webhook_log(self, job_id: str) -> list[dict[str, Any]]:
         entries = [json.loads(raw) for raw in cast(
             list[str], self.redis.lrange(self._k("webhook-log", job_id), 0, -1))]
-        state = self.redis.hget(self._k("webhook", f"msg_{job_id}"), "state")
+        state = self.redis.hget(self._k("webhook", webhook_id(job_id)), "state")
         return [{**entry, "state": state or "failed"} for entry in entries]
 
     def webhook_secret(self, key_id: int, new_secret: str) -> str:
@@ -285,7 +332,8 @@ class RedisJobStore:
         if not row:
             return None
         job = _job(row)
-        if job.expires_at is not None and job.expires_at <= seconds + micros / 1_000_000:
+        now = seconds + micros / 1_000_000 if self._clock is None else self._clock()
+        if job.expires_at is not None and job.expires_at <= now:
             return None
         return job
 
@@ -368,9 +416,9 @@ class RedisJobStore:
 
     # -- retention ------------------------------------------------------------
     def sweep_expired(self) -> SweepReport:
-        count, *outputs = cast(list[Any], self._sweep(args=[self.prefix]))
+        count, *outputs = cast(list[Any], self._sweep(args=[self.prefix, LEDGER_GRACE_S]))
         # Workers gone for a day are forgotten.
-        cutoff = self.now() - 86400
+        cutoff = self.now() - WORKER_FORGET_S
         stale = [w.id for w in self.list_workers() if w.last_seen < cutoff]
         if stale:
             self.redis.hdel(self._k("workers"), *stale)

@@ -11,7 +11,6 @@ import json
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,9 +24,12 @@ from reelserve.errors import (
     NotFound,
     RequestNotFound,
     StaleAttempt,
+    StoreUnreadable,
 )
 from reelserve.jobs.records import (
+    LEDGER_GRACE_S,
     VOICE_RATE,
+    WORKER_FORGET_S,
     ApiKey,
     ClaimedJob,
     Job,
@@ -39,8 +41,11 @@ from reelserve.jobs.records import (
     Voice,
     WebhookDelivery,
     WorkerRecord,
+    new_job_id,
+    new_voice_id,
+    webhook_id,
 )
-from reelserve.jobs.sqlite_schema import SCHEMA
+from reelserve.jobs.sqlite_migrations import migrate
 from reelserve.jobs.states import CANCELED_STATUS, JobState, check_transition
 
 JOB_COLUMNS = (
@@ -50,19 +55,30 @@ JOB_COLUMNS = (
 
 
 class SqliteJobStore:
-    """``JobStore`` on one SQLite file; safe to share between threads and processes."""
+    """``JobStore`` on one SQLite file; safe to share between threads and processes.
+
+    Opening it migrates the file to this release's schema (``sqlite_migrations``).
+    """
+
+    durability_warnings: tuple[str, ...] = ()  # WAL with fsync at checkpoints
 
     def __init__(self, path: Path, *, retention_s: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 ids: Callable[[], str] = new_job_id) -> None:
         self.path = path
         self.retention_s = retention_s
         self._clock = clock
+        self._ids = ids
         self._local = threading.local()
         # Threads of one process take turns for the write lock here: waiting on a
         # mutex wakes at once, while SQLite's busy handler sleeps in growing steps.
         self._write_turn = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn().executescript(SCHEMA)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            migrate(self._conn(), path)
+        except (sqlite3.DatabaseError, OSError) as error:
+            self.close()
+            raise StoreUnreadable(f"the job store {path} cannot be opened: {error}") from error
 
     # -- plumbing -------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -126,7 +142,10 @@ class SqliteJobStore:
         return [_key(row) for row in self._conn().execute("SELECT * FROM keys ORDER BY id")]
 
     def _key_by_prefix(self, db: sqlite3.Connection, prefix: str) -> int:
-        rows = db.execute("SELECT id FROM keys WHERE prefix LIKE ? || '%'", (prefix,)).fetchall()
+        # substr compares bytes: case counts and no character is a wildcard.
+        rows = db.execute(
+            "SELECT id FROM keys WHERE substr(prefix, 1, length(:given)) = :given"
+            " OR substr(:given, 1, length(prefix)) = prefix", {"given": prefix}).fetchall()
         if len(rows) != 1:
             found = "no key" if not rows else f"{len(rows)} keys"
             raise NotFound(f"{found} with prefix {prefix!r}")
@@ -161,6 +180,7 @@ class SqliteJobStore:
 
     def _submit(self, db: sqlite3.Connection, order: JobOrder,
                 now: float) -> Submitted | Refusal:
+        job_id = self._ids()  # one per order, refused or not, as on Redis
         balance = int(db.execute("SELECT balance FROM keys WHERE id = ?",
                                  (order.key_id,)).fetchone()["balance"])
         if order.idempotency_key is not None:
@@ -175,7 +195,7 @@ class SqliteJobStore:
                     return job, balance
         if balance < order.price:
             return InsufficientCredits(order.price / 1000, balance / 1000)
-        job = Job(id=str(uuid.uuid4()), key_id=order.key_id, params=order.params,
+        job = Job(id=job_id, key_id=order.key_id, params=order.params,
                   state=JobState.QUEUED, price=order.price, hold="held", attempt=0,
                   created_at=now, webhook_url=order.webhook_url)
         db.execute("UPDATE keys SET balance = balance - ? WHERE id = ?",
@@ -242,9 +262,9 @@ class SqliteJobStore:
 
     def queue_stats(self) -> QueueStats:
         db = self._conn()
+        # Every job the store still keeps, as on Redis: an expired one until the sweep.
         by_state = {row["state"]: int(row["n"]) for row in db.execute(
-            "SELECT state, COUNT(*) AS n FROM jobs WHERE expires_at IS NULL OR expires_at > ?"
-            " GROUP BY state", (self.now(),))}
+            "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")}
         oldest = db.execute(
             "SELECT created_at FROM jobs WHERE state = 'QUEUED' ORDER BY seq LIMIT 1").fetchone()
         age = 0.0 if oldest is None else max(0.0, self.now() - float(oldest["created_at"]))
@@ -298,6 +318,8 @@ class SqliteJobStore:
                      metrics: dict[str, Any]) -> Job:
         now = self.now()
         with self._write() as db:
+            if self._ended_by(db, job_id, attempt, "COMPLETED", "output_key", output_key):
+                return self._must_get(job_id)  # a retry of a call that already succeeded
             row = self._processing(db, job_id, attempt)
             check_transition(JobState(row["state"]), JobState.COMPLETED)
             metrics = {**metrics, "cost": row["price"] / 1000}
@@ -314,9 +336,19 @@ class SqliteJobStore:
 
     def fail_job(self, job_id: str, attempt: int, error: str, error_status: int) -> Job:
         with self._write() as db:
+            if self._ended_by(db, job_id, attempt, "FAILED", "error", error):
+                return self._must_get(job_id)  # a retry of a call that already succeeded
             row = self._processing(db, job_id, attempt)
             self._fail(db, job_id, row, error, error_status)
         return self._must_get(job_id)
+
+    def _ended_by(self, db: sqlite3.Connection, job_id: str, attempt: int, state: str,
+                  column: str, value: str) -> bool:
+        """True when this attempt already ended the job so, with the same outcome."""
+        row = db.execute(f"SELECT state, attempt, {column} AS value FROM jobs WHERE id = ?",
+                         (job_id,)).fetchone()
+        return (row is not None and row["state"] == state and row["attempt"] == attempt
+                and row["value"] == value)
 
     def _fail(self, db: sqlite3.Connection, job_id: str, row: sqlite3.Row, error: str,
               error_status: int) -> None:
@@ -379,7 +411,7 @@ class SqliteJobStore:
     # -- voices ---------------------------------------------------------------
     def create_voice(self, key_id: int, name: str, pitch_hz: float | None,
                      sample: bytes) -> Voice:
-        voice = Voice(f"voice_{uuid.uuid4().hex[:16]}", key_id, name, pitch_hz,
+        voice = Voice(new_voice_id(self._ids()), key_id, name, pitch_hz,
                       len(sample) / 2 / VOICE_RATE, self.now())
         with self._write() as db:
             db.execute("INSERT INTO voices VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -417,7 +449,7 @@ class SqliteJobStore:
                  "error": row["error"], "canceled": bool(row["canceled"]), "at": now}
         db.execute("INSERT INTO webhooks (id, job_id, key_id, url, event, state, next_at)"
                    " VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                   (f"msg_{uuid.uuid4().hex}", job_id, row["key_id"], row["webhook_url"],
+                   (webhook_id(job_id), job_id, row["key_id"], row["webhook_url"],
                     json.dumps(event), now))
 
     def claim_due_webhooks(self, limit: int, lease_s: float) -> list[WebhookDelivery]:
@@ -425,7 +457,7 @@ class SqliteJobStore:
         with self._write() as db:
             rows = db.execute(
                 "SELECT id, job_id, key_id, url, event, attempts FROM webhooks"
-                " WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?",
+                " WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?",
                 (now, limit)).fetchall()
             for row in rows:  # no other API server sends it while this one tries
                 db.execute("UPDATE webhooks SET next_at = ? WHERE id = ?",
@@ -504,6 +536,12 @@ class SqliteJobStore:
             db.execute("DELETE FROM webhooks WHERE state != 'pending' AND next_at < ?",
                        (now - 86400,))
             db.execute("DELETE FROM webhook_log WHERE at < ?", (now - 86400 - self.retention_s,))
+            # A job's ledger outlives it by a day, as on Redis; so do workers gone silent.
+            db.execute(
+                "DELETE FROM ledger WHERE job_id IN (SELECT job_id FROM ledger"
+                " WHERE job_id NOT IN (SELECT id FROM jobs) GROUP BY job_id HAVING MAX(at) <= ?)",
+                (now - self.retention_s - LEDGER_GRACE_S,))
+            db.execute("DELETE FROM workers WHERE last_seen < ?", (now - WORKER_FORGET_S,))
         outputs = tuple(row["output_key"] for row in rows if row["output_key"])
         return SweepReport(len(rows), outputs)
 

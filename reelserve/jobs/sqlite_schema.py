@@ -1,11 +1,14 @@
-"""The tables of the SQLite job store (created if missing when the store opens).
+"""The tables of the SQLite job store as release 0.1.0 made them (schema version 1).
+
+Later changes are migrations in ``sqlite_migrations``; this text stays as 0.1.0
+wrote it, since it is also what the first migration compares old files with.
 
 ``jobs`` carries every field of a job; ``ledger`` has at most one hold, capture and
 release per job (its primary key); ``idempotency``, ``voices``, ``webhooks`` and
 ``webhook_log`` hold the additions beyond the contract; ``workers`` the heartbeats.
 """
 
-SCHEMA = """
+BASELINE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
     id INTEGER PRIMARY KEY,
     prefix TEXT NOT NULL UNIQUE,

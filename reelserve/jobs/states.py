@@ -19,7 +19,7 @@ class JobState(StrEnum):
 
 
 # A PROCESSING job goes back to QUEUED when its attempt is lost (crash, lease expiry).
-_ALLOWED = {
+ALLOWED_MOVES: dict[JobState, set[JobState]] = {
     JobState.QUEUED: {JobState.PROCESSING, JobState.FAILED},
     JobState.PROCESSING: {JobState.COMPLETED, JobState.FAILED, JobState.QUEUED},
     JobState.COMPLETED: set(),
@@ -32,6 +32,9 @@ class IllegalTransition(ValueError):
 
 
 def check_transition(current: JobState, target: JobState) -> None:
-    """Refuse a move the state machine does not allow."""
-    if target not in _ALLOWED[current]:
+    """Refuse a move the state machine does not allow.
+
+    The Redis store's scripts carry the same table (``redis_scripts.COMMON``).
+    """
+    if target not in ALLOWED_MOVES[current]:
         raise IllegalTransition(f"a {current.value} job cannot become {target.value}")

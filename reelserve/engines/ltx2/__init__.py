@@ -21,8 +21,15 @@ def create_engine(settings: Settings) -> Ltx2Engine:
     from reelserve.engines.ltx2.runtime import import_torch
 
     import_torch()
-    from reelserve.engines.ltx2.engine import create_engine as create
+    try:
+        from reelserve.engines.ltx2.engine import create_engine as create
+    except Exception as error:
+        from reelserve.engines.ltx2.runtime import root_cause
+        from reelserve.errors import EngineUnavailable
+        from reelserve.model_store import INSTALL_HINT
 
+        raise EngineUnavailable(f"the ltx2 engine cannot be imported ({root_cause(error)}): "
+                                f"{INSTALL_HINT}") from error
     return create(settings)
 
 

@@ -1,9 +1,12 @@
 """``Ltx2Engine``: LTX-2 through diffusers, one generation per shot, muxed to the contract.
 
-The pipeline is loaded once when the engine child starts and kept warm. Each
-shot is generated at a multiple-of-32 size and 8k+1 frames, trimmed to exactly
-its duration x 24 frames, resized to the contract's 1080p-class size and
-streamed into the MP4; the model's own audio is resampled to 48 kHz stereo.
+The pipelines are loaded once when the engine child starts and kept warm. Each
+shot runs the stages of ``recipe.plan_stages``: the base at half resolution, the
+x2 latent upsampler and a short refine at the output size rounded up to 64
+(``two-stage``), or one stage (``fast``). The decoded frames are cropped to the
+output, never upscaled (unless ``REELSERVE_LTX2_LONG_SIDE`` asks for a smaller
+render), cut to exactly duration x 24 frames, and the model's own audio is
+resampled to 48 kHz with a short crossfade at each cut.
 """
 
 from __future__ import annotations
@@ -15,35 +18,39 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps
+from PIL import Image
 
 from reelserve.catalog import JobParams
 from reelserve.engines.base import GenerationInputs, ProgressCallback, StopCheck
-from reelserve.engines.ltx2.audio import fit_samples, to_output_rate
-from reelserve.engines.ltx2.plan import (
-    FPS,
-    Guide,
-    ShotJob,
-    generation_size,
-    guidance_scale,
-    plan_shots,
+from reelserve.engines.ltx2.audio import join_shots, to_output_rate
+from reelserve.engines.ltx2.keyframes import PixelCondition
+from reelserve.engines.ltx2.placement import Workload
+from reelserve.engines.ltx2.plan import FPS, Guide, ShotJob, guidance_scale, plan_shots
+from reelserve.engines.ltx2.profile import ModelProfile, read_model_profile
+from reelserve.engines.ltx2.recipe import (
+    Geometry,
+    Stage,
+    check_profile,
+    crop_box,
+    plan_stages,
+    render_size,
 )
-from reelserve.engines.ltx2.runtime import Runtime, choose_runtime, import_torch, load_pipeline
-from reelserve.errors import EngineError, Interrupted
+from reelserve.engines.ltx2.runtime import (
+    Runtime,
+    apply_runtime,
+    choose_runtime,
+    component_bytes,
+    import_torch,
+    load_components,
+)
+from reelserve.errors import EngineError, EngineUnavailable, Interrupted
 from reelserve.media.encode import AUDIO_RATE, Mp4Writer
-from reelserve.model_store import read_profile, resolve_model_path
+from reelserve.model_store import resolve_model_path
 from reelserve.settings import Settings
 
 log = logging.getLogger("reelserve.engines.ltx2")
 Rgb = npt.NDArray[np.uint8]
 GENERATION_SHARE = 0.92  # of the progress bar; encoding the MP4 is the rest
-# Sampling keys a profile may set; anything else in it is ignored.
-SAMPLING_KEYS = frozenset({
-    "num_inference_steps", "sigmas", "guidance_scale", "stg_scale", "modality_scale",
-    "guidance_rescale", "audio_guidance_scale", "audio_stg_scale", "audio_modality_scale",
-    "audio_guidance_rescale", "spatio_temporal_guidance_blocks", "use_cross_timestep",
-    "max_sequence_length", "decode_timestep", "decode_noise_scale",
-})
 
 
 class Ltx2Engine:
@@ -55,16 +62,27 @@ class Ltx2Engine:
         self.settings = settings
         self.torch = import_torch()
         self.model_path = resolve_model_path(settings)
-        profile = read_profile(self.model_path)
-        self.variant: str = profile["variant"]
-        self.sampling = {k: v for k, v in profile["sampling"].items() if k in SAMPLING_KEYS}
-        if settings.ltx2_steps > 0:
-            self.sampling["num_inference_steps"] = settings.ltx2_steps
-            self.sampling.pop("sigmas", None)  # fixed sigmas fix the step count too
-        self.runtime: Runtime = choose_runtime(settings, self.torch)
-        self.pipe: Any = load_pipeline(self.model_path, self.runtime, self.torch)
-        log.info("ltx2 %s from %s on %s", self.variant, self.model_path,
-                 self.runtime.describe())
+        self.profile: ModelProfile = read_model_profile(self.model_path, settings.ltx2_steps)
+        self.two_stage = check_profile(settings.ltx2_profile) == "two-stage"
+        if self.two_stage and not self.profile.has_upsampler:
+            raise EngineUnavailable(
+                f"{self.model_path} has no latent_upsampler/: the two-stage recipe needs it. "
+                "Pull it with `reelserve models pull ltx-2`, or set REELSERVE_LTX2_PROFILE=fast")
+        self.pipe, self.upsampler = load_components(
+            self.model_path, self.torch, "float32" if settings.ltx2_dtype == "auto"
+            and not self.torch.cuda.is_available() else _load_dtype(settings, self.torch))
+        self.geometry = Geometry(self.pipe.vae_spatial_compression_ratio,
+                                 self.pipe.vae_temporal_compression_ratio)
+        sizes = component_bytes(self.pipe, self.upsampler if self.two_stage else None)
+        self.runtime: Runtime = choose_runtime(settings, self.torch, sizes, self._workload())
+        if self.profile.refine_lora:
+            self.pipe.load_lora_weights(str(self.model_path), adapter_name="distilled",
+                                        weight_name=self.profile.refine_lora)
+            self.pipe.disable_lora()  # on for the refine stage only
+        self.offload_hooks = apply_runtime(self.pipe, self.upsampler if self.two_stage else None,
+                                           self.runtime, self.torch)
+        log.info("ltx2 %s from %s, %s profile, on %s", self.profile.variant, self.model_path,
+                 settings.ltx2_profile, self.runtime.describe())
 
     def check_inputs(self, params: JobParams, inputs: GenerationInputs) -> None:
         """Reject an image-to-video request whose images did not arrive decoded."""
@@ -79,78 +97,161 @@ class Ltx2Engine:
             raise EngineError(f"REELSERVE_LTX2_LONG_SIDE must be a multiple of 32, "
                               f"not {self.settings.ltx2_long_side}")
 
-    def generate(
-        self,
-        params: JobParams,
-        inputs: GenerationInputs,
-        output_path: Path,
-        progress: ProgressCallback,
-        should_stop: StopCheck,
-    ) -> None:
+    def stages_for(self, params: JobParams, frames: int) -> list[Stage]:
+        """The stages one shot of ``frames`` generated frames runs (what the plan prints)."""
+        render = render_size(params.size, self.settings.ltx2_long_side, self.two_stage,
+                             self.geometry)
+        return plan_stages(render, frames, self.two_stage, self.profile.base_steps,
+                           self.profile.refine_steps, self.geometry)
+
+    def generate(self, params: JobParams, inputs: GenerationInputs, output_path: Path,
+                 progress: ProgressCallback, should_stop: StopCheck) -> None:
         """Generate every shot, then write the MP4 at ``output_path``."""
         self.check_inputs(params, inputs)
         shots = plan_shots(params, inputs)
-        size = generation_size(params.aspect_ratio, self.settings.ltx2_long_side)
-        steps_done = [0]
-        total_steps = len(shots) * self._steps()
+        total = sum(stage.steps for shot in shots
+                    for stage in self.stages_for(params, shot.generate_frames))
+        done = [0]
 
         def on_step(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             if should_stop():
                 raise Interrupted("ltx2 generation was stopped")
-            steps_done[0] += 1
-            progress(GENERATION_SHARE * steps_done[0] / total_steps)
+            done[0] += 1
+            progress(GENERATION_SHARE * done[0] / max(1, total))
             return {}
 
+        prompts = PromptCache(self, params.negative_prompt)
         clips: list[Rgb] = []
-        sounds: list[npt.NDArray[np.float32]] = []
+        sounds: list[tuple[npt.NDArray[np.float32], int]] = []
         for shot in shots:
             if should_stop():
                 raise Interrupted("ltx2 generation was stopped")
-            video, audio = self._generate_shot(params, inputs, shot, size, on_step)
-            clips.append(_exact_frames(video, shot.frames))
+            video, audio, rate = self.render_shot(params, inputs, shot, prompts, on_step)
+            clips.append(self._to_output(video[:shot.frames], params.size))
             if params.generate_audio:
-                sounds.append(fit_samples(to_output_rate(audio, self._audio_rate()),
-                                          shot.frames * AUDIO_RATE // FPS))
-        soundtrack = np.concatenate(sounds, axis=1) if params.generate_audio else None
+                sounds.append((to_output_rate(audio, rate), shot.frames * AUDIO_RATE // FPS))
+        soundtrack = None
+        if params.generate_audio:
+            fade = self.settings.ltx2_crossfade_ms * AUDIO_RATE // 1000
+            soundtrack = join_shots(sounds, fade)
         self._write(params, clips, soundtrack, output_path, progress, should_stop)
         progress(1.0)
 
-    def _generate_shot(self, params: JobParams, inputs: GenerationInputs, shot: ShotJob,
-                       size: tuple[int, int], on_step: Any) -> tuple[Rgb, Any]:
-        from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
-
+    def render_shot(self, params: JobParams, inputs: GenerationInputs, shot: ShotJob,
+                    prompts: PromptCache, on_step: Any) -> tuple[Rgb, Any, int]:
+        """One shot through every stage: (frames at render size, raw audio, its rate)."""
         torch = self.torch
-        width, height = size
-        sampling = dict(self.sampling)
-        sampling["guidance_scale"] = guidance_scale(params.cfg_scale,
-                                                    float(sampling.get("guidance_scale", 1.0)))
-        conditions = [LTX2VideoCondition(frames=_fit(_guide_image(guide, inputs), size),
-                                         index=guide.index, strength=guide.strength)
-                      for guide in shot.guides]
-        # A CPU generator gives the same noise on every device; one seed per shot.
+        stages = self.stages_for(params, shot.generate_frames)
         generator = torch.Generator(device="cpu").manual_seed(params.seed + shot.index)
         try:
             with torch.inference_mode():
-                output = self.pipe(
-                    conditions=conditions or None, prompt=shot.prompt,
-                    negative_prompt=params.negative_prompt, width=width, height=height,
-                    num_frames=shot.generate_frames, frame_rate=float(FPS), generator=generator,
-                    output_type="np", callback_on_step_end=on_step, **sampling,
-                )
+                output = self._run_stages(params, inputs, shot, stages, prompts, generator,
+                                          on_step)
         except torch.OutOfMemoryError as error:
             self._after_failure()
             raise EngineError(
-                f"out of GPU memory at {width}x{height} (output {params.size[0]}x"
-                f"{params.size[1]}), {shot.generate_frames} frames, on "
-                f"{self.runtime.describe()}; try a shorter duration, "
-                "REELSERVE_LTX2_OFFLOAD=sequential, REELSERVE_LTX2_VAE_TILING=on or a smaller "
-                f"REELSERVE_LTX2_LONG_SIDE: {str(error).splitlines()[0]}") from error
+                f"out of GPU memory at {stages[-1].width}x{stages[-1].height} (output "
+                f"{params.size[0]}x{params.size[1]}), {shot.generate_frames} frames, running "
+                f"the plan: {self.runtime.describe()}; try a shorter duration, "
+                "REELSERVE_LTX2_OFFLOAD=sequential, REELSERVE_LTX2_WEIGHTS=fp8 or "
+                f"REELSERVE_LTX2_PROFILE=fast: {str(error).splitlines()[0]}") from error
         except Interrupted:
             self._after_failure()
             raise
-        frames = np.asarray(output.frames[0])  # (frames, height, width, 3) floats in [0, 1]
-        video = np.clip(frames * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return video, output.audio[0].float().cpu().numpy()
+        # (frames, 3, height, width) in [0, 1], still on the device: converted to uint8
+        # there, so only a quarter of the bytes of float frames cross to the CPU.
+        frames = output.frames[0]
+        video = (frames.float().mul(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8)
+                 .permute(0, 2, 3, 1).contiguous().cpu().numpy())
+        rate = int(getattr(self.pipe.vocoder.config, "output_sampling_rate", 24_000))
+        return video, output.audio[0].float().cpu().numpy(), rate
+
+    def _run_stages(self, params: JobParams, inputs: GenerationInputs, shot: ShotJob,
+                    stages: list[Stage], prompts: PromptCache, generator: Any,
+                    on_step: Any) -> Any:
+        first = stages[0]
+        base = self._sampling(self.profile.base, params.cfg_scale)
+        embeds = prompts.get(shot.prompt, guided=_guided(base))
+        common = {"num_frames": shot.generate_frames, "frame_rate": float(FPS),
+                  "generator": generator, "callback_on_step_end": on_step,
+                  "max_sequence_length": self.profile.max_sequence_length}
+        conditions = self._conditions(shot, inputs)
+        last = "pt" if len(stages) == 1 else "latent"
+        output = self.pipe(conditions=conditions or None, width=first.width, height=first.height,
+                           output_type=last, **embeds, **common, **base)
+        if len(stages) == 1:
+            return output
+        refine = stages[-1]
+        upsampled = self.upsampler_pipe()(latents=output.frames, latents_normalized=False,
+                                          output_type="latent", return_dict=False)[0]
+        self._free_cache()
+        refine_sampling = self._sampling(self.profile.refine, params.cfg_scale)
+        embeds = prompts.get(shot.prompt, guided=_guided(refine_sampling))
+        if self.profile.refine_lora:
+            self.pipe.enable_lora()
+        try:
+            return self.pipe(conditions=self._conditions(shot, inputs) or None,
+                             width=refine.width, height=refine.height, latents=upsampled,
+                             audio_latents=output.audio, output_type="pt", **embeds, **common,
+                             **refine_sampling)
+        finally:
+            if self.profile.refine_lora:
+                self.pipe.disable_lora()
+
+    def upsampler_pipe(self) -> Any:
+        from diffusers import LTX2LatentUpsamplePipeline
+
+        pipeline_class: Any = LTX2LatentUpsamplePipeline  # untyped in diffusers
+        pipe = pipeline_class(vae=self.pipe.vae, latent_upsampler=self.upsampler)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def encode_prompt(self, prompt: str, negative: str | None, guided: bool) -> dict[str, Any]:
+        """Prompt (and negative prompt) embeddings, computed once per text per job."""
+        with self.torch.inference_mode():
+            embeds, mask, negative_embeds, negative_mask = self.pipe.encode_prompt(
+                prompt=prompt, negative_prompt=negative or "", do_classifier_free_guidance=guided,
+                max_sequence_length=self.profile.max_sequence_length,
+                device=self.pipe._execution_device)
+        for hook in self.offload_hooks:  # the text encoder leaves the GPU once it is done
+            hook.offload()
+        found = {"prompt_embeds": embeds, "prompt_attention_mask": mask}
+        if guided:
+            found.update(negative_prompt_embeds=negative_embeds,
+                         negative_prompt_attention_mask=negative_mask)
+        return found
+
+    def _conditions(self, shot: ShotJob, inputs: GenerationInputs) -> list[Any]:
+        # The full-resolution image, with no re-encode (crf 0): the pipeline resizes it
+        # to each stage's size itself, as Lightricks' code does.
+        return [PixelCondition(frames=_guide_image(guide, inputs).convert("RGB"),
+                               index=0, strength=guide.strength, crf=0,
+                               pixel_frame=guide.frame) for guide in shot.guides]
+
+    def _sampling(self, sampling: dict[str, Any], cfg_scale: float) -> dict[str, Any]:
+        moved = dict(sampling)
+        for key in ("guidance_scale", "audio_guidance_scale"):
+            if key in moved:
+                moved[key] = guidance_scale(cfg_scale, float(moved[key]))
+        return moved
+
+    def _workload(self) -> Workload:
+        render = render_size((1920, 1088), self.settings.ltx2_long_side, self.two_stage,
+                             self.geometry)
+        stages = plan_stages(render, 121, self.two_stage, 1, 1, self.geometry)
+        tokens = max(s.latent_frames * (s.width // self.geometry.spatial)
+                     * (s.height // self.geometry.spatial) for s in stages)
+        return Workload(tokens, 2 if _guided(self.profile.base) else 1, self.profile.num_layers)
+
+    def _to_output(self, video: Rgb, size: tuple[int, int]) -> Rgb:
+        height, width = video.shape[1:3]
+        left, top, crop_w, crop_h = crop_box((width, height), size)
+        cropped = video[:, top:top + crop_h, left:left + crop_w]
+        if (crop_w, crop_h) == size:
+            return np.ascontiguousarray(cropped)
+        # Only a render smaller than the output (REELSERVE_LTX2_LONG_SIDE) is scaled.
+        return np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_CUBIC)
+                         for frame in cropped])
 
     def _write(self, params: JobParams, clips: list[Rgb],
                soundtrack: npt.NDArray[np.float32] | None, output_path: Path,
@@ -163,30 +264,51 @@ class Ltx2Engine:
                 for frame in clip:
                     if should_stop():
                         raise Interrupted("ltx2 generation was stopped")
-                    writer.write(_cover(frame, params.size))
+                    writer.write(frame)
                     written += 1
                     if written % 12 == 0:
                         progress(GENERATION_SHARE + (1 - GENERATION_SHARE)
                                  * written / params.frame_count)
 
-    def _steps(self) -> int:
-        sigmas = self.sampling.get("sigmas")
-        return len(sigmas) if sigmas else int(self.sampling.get("num_inference_steps", 40))
-
-    def _audio_rate(self) -> int:
-        config = self.pipe.vocoder.config
-        return int(getattr(config, "output_sampling_rate", 24_000))
+    def _free_cache(self) -> None:
+        if self.torch.cuda.is_available():
+            self.torch.cuda.empty_cache()
 
     def _after_failure(self) -> None:
         """Leave the pipeline ready for the next job: offload hooks reset, cache freed."""
         self.pipe.maybe_free_model_hooks()
-        if self.torch.cuda.is_available():
-            self.torch.cuda.empty_cache()
+        self._free_cache()
+
+
+class PromptCache:
+    """Embeddings of each prompt text of one job: shots (and stages) sharing a text
+    share its encoding, and the negative prompt is encoded with the first of them."""
+
+    def __init__(self, engine: Ltx2Engine, negative: str | None) -> None:
+        self.engine = engine
+        self.negative = negative
+        self.found: dict[tuple[str, bool], dict[str, Any]] = {}
+
+    def get(self, prompt: str, guided: bool) -> dict[str, Any]:
+        key = (prompt, guided)
+        if key not in self.found:
+            self.found[key] = self.engine.encode_prompt(prompt, self.negative, guided)
+        return self.found[key]
 
 
 def create_engine(settings: Settings) -> Ltx2Engine:
     """Factory named by the engine registry."""
     return Ltx2Engine(settings)
+
+
+def _guided(sampling: dict[str, Any]) -> bool:
+    return float(sampling.get("guidance_scale", 1.0)) > 1.0
+
+
+def _load_dtype(settings: Settings, torch: Any) -> str:
+    if settings.ltx2_dtype != "auto":
+        return settings.ltx2_dtype
+    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
 
 
 def _guide_image(guide: Guide, inputs: GenerationInputs) -> Image.Image:
@@ -199,27 +321,3 @@ def _guide_image(guide: Guide, inputs: GenerationInputs) -> Image.Image:
         if frontal is not None:
             return frontal
     raise EngineError(f"no image for the {guide.image} condition")
-
-
-def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """The image cropped to the generation's aspect ratio and scaled to its size."""
-    return ImageOps.fit(image.convert("RGB"), size, Image.Resampling.LANCZOS)
-
-
-def _exact_frames(video: Rgb, frames: int) -> Rgb:
-    """Exactly ``frames`` frames: the 8k+1 extra is cut; a short clip holds its last frame."""
-    if len(video) >= frames:
-        return video[:frames]
-    hold = np.repeat(video[-1:], frames - len(video), axis=0)
-    return np.concatenate([video, hold], axis=0)
-
-
-def _cover(frame: Rgb, size: tuple[int, int]) -> Rgb:
-    """Scale ``frame`` to cover ``size`` and crop the centre: no stretching."""
-    width, height = size
-    h, w = frame.shape[:2]
-    scale = max(width / w, height / h)
-    scaled_w, scaled_h = max(width, round(w * scale)), max(height, round(h * scale))
-    resized = cv2.resize(frame, (scaled_w, scaled_h), interpolation=cv2.INTER_CUBIC)
-    left, top = (scaled_w - width) // 2, (scaled_h - height) // 2
-    return np.ascontiguousarray(resized[top:top + height, left:left + width])

@@ -14,12 +14,10 @@ from reelserve.catalog import JobParams
 from reelserve.engines.base import GenerationInputs, VoiceSample
 
 FPS = 24
-SIZE_MULTIPLE = 32  # the video VAE compresses 32x in space
 FRAME_STEP = 8  # ... and 8x in time, after a first frame: 8k+1 frames
 DEFAULT_CFG = 0.5  # the contract's default cfg_scale maps to the model's own guidance
 ELEMENT_GUIDE_STRENGTH = 0.4  # how hard an element's image pulls a shot's first frame
 
-_ASPECTS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
 _ELEMENT = re.compile(r"@Element([1-9])\b", re.IGNORECASE)
 _VOICE = re.compile(r"<<<voice_([1-9])>>>", re.IGNORECASE)
 _ORDINALS = ("first", "second", "third", "fourth", "fifth")
@@ -27,10 +25,10 @@ _ORDINALS = ("first", "second", "third", "fourth", "fifth")
 
 @dataclass(frozen=True)
 class Guide:
-    """An image pinned to a frame of one generation (``LTX2VideoCondition``)."""
+    """An image pinned to a pixel frame of one generation (``keyframes.PixelCondition``)."""
 
     image: str  # "start", "end" or "element:N" (1-based), resolved by the engine
-    index: int  # 0 for the first frame, -1 for the last
+    frame: int  # pixel frame: 0 for the first, the shot's last output frame for the end
     strength: float = 1.0
 
 
@@ -45,19 +43,6 @@ class ShotJob:
     guides: tuple[Guide, ...] = field(default=())
 
 
-def generation_size(aspect_ratio: str, long_side: int) -> tuple[int, int]:
-    """(width, height), multiples of 32, with the area of a 16:9 clip ``long_side`` wide.
-
-    960 gives 960x544 (16:9), 544x960 (9:16) and 704x704 (1:1); the output is
-    then resized to the contract's 1920x1080, 1080x1920 or 1080x1080.
-    """
-    aspect = _ASPECTS[aspect_ratio]
-    area = long_side * long_side * 9 / 16
-    width = math.sqrt(area * aspect)
-    height = math.sqrt(area / aspect)
-    return _multiple(width), _multiple(height)
-
-
 def generation_frames(frames: int) -> int:
     """The smallest 8k+1 frame count that covers ``frames`` (72 -> 73, 120 -> 121)."""
     return max(1, math.ceil((frames - 1) / FRAME_STEP)) * FRAME_STEP + 1
@@ -65,7 +50,8 @@ def generation_frames(frames: int) -> int:
 
 def guidance_scale(cfg_scale: float, model_default: float) -> float:
     """cfg_scale 0..1 to guidance: 0 turns guidance off (1.0), 0.5 is the model's
-    default, 1 is as far above the default as 0 is below it.
+    default (Lightricks' 3.0 for video, 7.0 for audio), 1 is as far above the
+    default as 0 is below it (5.0 and 13.0).
 
     A model sampled without guidance (the distilled one, default 1.0) stays at 1.0.
     """
@@ -77,8 +63,9 @@ def guidance_scale(cfg_scale: float, model_default: float) -> float:
 def plan_shots(params: JobParams, inputs: GenerationInputs) -> list[ShotJob]:
     """One generation per ``multi_prompt`` segment (or one for the whole prompt).
 
-    The start image is pinned to the first frame of the first shot and the end
-    image to the last frame of the last shot. A later shot that names an
+    The start image is pinned to pixel frame 0 of the first shot and the end image
+    to the last output frame of the last shot (frame 119 of a 5 s shot, whose
+    generation has 121 frames and is then cut to 120). A later shot that names an
     ``@ElementN`` whose image came starts near that image (a weak first-frame guide).
     """
     if params.shots:
@@ -96,7 +83,7 @@ def plan_shots(params: JobParams, inputs: GenerationInputs) -> list[ShotJob]:
             if element is not None:
                 guides.append(Guide(f"element:{element}", 0, ELEMENT_GUIDE_STRENGTH))
         if index == count - 1 and inputs.end_image is not None:
-            guides.append(Guide("end", -1))
+            guides.append(Guide("end", frames - 1))  # the last frame the output keeps
         prompt = rewrite_prompt(text, params.prompt if params.shots else "", inputs)
         jobs.append(ShotJob(index, prompt, frames, generation_frames(frames), tuple(guides)))
     return jobs
@@ -144,7 +131,3 @@ def _voice_words(number: int, voices: tuple[VoiceSample, ...]) -> str:
 
 def _ordinal(number: int) -> str:
     return _ORDINALS[number - 1] if number <= len(_ORDINALS) else f"number {number}"
-
-
-def _multiple(value: float) -> int:
-    return max(SIZE_MULTIPLE, round(value / SIZE_MULTIPLE) * SIZE_MULTIPLE)

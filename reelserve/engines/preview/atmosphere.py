@@ -4,6 +4,8 @@ light shafts, birds and water shimmer.
 Each effect is a texture made once per shot and only scrolled (``np.roll``) or
 re-weighted per frame, so motion is continuous and costs a few array ops.
 Textures also shift against the camera pan so particles sit in the scene.
+Textures are stored in uint8, already multiplied by their colour and strength,
+so a frame applies each effect with one or two saturating OpenCV passes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from reelserve.engines.preview.palette import palette_named
 from reelserve.engines.preview.spec import SceneSpec
 
 Image = npt.NDArray[np.float32]
+Rgb = npt.NDArray[np.uint8]
+INV_255 = 1.0 / 255.0
 
 
 def _streaks(rng: np.random.Generator, w: int, h: int, count: int, length: int) -> Image:
@@ -40,6 +44,20 @@ def _dots(rng: np.random.Generator, w: int, h: int, count: int, sigma: float) ->
     return np.asarray(blurred / (float(blurred.max()) + 1e-6), dtype=np.float32)
 
 
+def _u8(values: npt.NDArray[np.floating]) -> Rgb:
+    return np.asarray(np.clip(np.rint(values), 0, 255), dtype=np.uint8)
+
+
+def _as_rgb(gray: Rgb) -> Rgb:
+    return np.asarray(cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB), dtype=np.uint8)
+
+
+def _blend_toward(out: Rgb, inverse: Rgb, colour: Rgb) -> None:
+    """``out = out * inverse / 255 + colour`` in place: "over" with premultiplied colour."""
+    cv2.multiply(out, inverse, dst=out, scale=INV_255)
+    cv2.add(out, colour, dst=out)
+
+
 class Atmosphere:
     """The effects a ``SceneSpec`` asks for, ready to apply frame by frame."""
 
@@ -55,13 +73,18 @@ class Atmosphere:
         self.light_pos = (w * spec.light_x, h * min(pal.light_height, 0.55))
         rows = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
         # Fog pools around the horizon and thins toward the top of the sky.
-        self.fog_profile = np.clip(1.0 - np.abs(rows - HORIZON) * 1.6, 0.1, 1.0) ** 1.5
-        self.fog = noise_field(rng, 2 * w, h, blur=h / 4.0)
-        self.rain = _streaks(rng, w, h, count=w * h // 400, length=max(5, h // 24))
-        self.snow = np.maximum(_dots(rng, w, h, w * h // 700, 0.9),
-                               0.6 * _dots(rng, w, h, w * h // 500, 0.6))
-        self.dust = _dots(rng, w, h, w * h // 900, 0.8)
-        self.shafts = self._shafts(rng)
+        profile = np.clip(1.0 - np.abs(rows - HORIZON) * 1.6, 0.1, 1.0) ** 1.5
+        # Every texture is drawn whether used or not: the generator's stream stays the same.
+        fog_alpha = (0.08 + 0.5 * noise_field(rng, 2 * w, h, blur=h / 4.0) * profile)[..., None]
+        self.fog_inverse = _u8(np.broadcast_to(255.0 * (1.0 - fog_alpha), (h, 2 * w, 3)))
+        self.fog_colour = _u8(fog_alpha * self.fog_color)
+        self.rain = _u8(_streaks(rng, w, h, count=w * h // 400, length=max(5, h // 24)) * 110.0)
+        snow = np.maximum(_dots(rng, w, h, w * h // 700, 0.9),
+                          0.6 * _dots(rng, w, h, w * h // 500, 0.6)) * 0.9
+        self.snow_alpha = _u8(snow * 255.0)
+        self.snow_colour = _u8(snow * 250.0)
+        self.dust = _u8(_dots(rng, w, h, w * h // 900, 0.8)[..., None] * (self.light * 0.8))
+        self.shafts = _u8(self._shafts(rng)[..., None] * (self.light * 0.3))
         count = 24
         self.flies = rng.uniform(0.0, 1.0, (count, 4)).astype(np.float32)
         self.birds = rng.uniform(0.0, 1.0, (7, 2)).astype(np.float32)
@@ -78,46 +101,50 @@ class Atmosphere:
         shafts = np.clip(rays[index] - 0.5, 0.0, 1.0) * 1.6 * np.exp(-dist * 1.4) * below
         return np.asarray(cv2.GaussianBlur(shafts, (0, 0), 2.0), dtype=np.float32)
 
-    def apply(self, out: Image, t: float, seconds: float, pose: CameraPose) -> None:
-        """Add every effect to ``out`` (h, w, 3 float32, 0..255) in place."""
+    def apply(self, out: Rgb, t: float, seconds: float, pose: CameraPose) -> None:
+        """Add every effect to ``out`` (h, w, 3 uint8) in place."""
         shift = int(-(pose.pan_x + 0.5 * pose.truck_x) * self.w)
         effects = self.effects
         if "fog" in effects:
             start = int(seconds * self.w * 0.03 + shift) % self.w
-            bank = self.fog[:, start:start + self.w] * self.fog_profile
-            alpha = (0.08 + 0.5 * bank)[..., None]
-            out += (self.fog_color - out) * alpha
+            _blend_toward(out, self.fog_inverse[:, start:start + self.w],
+                          self.fog_colour[:, start:start + self.w])
         if "shafts" in effects:
             pulse = 0.75 + 0.25 * math.sin(seconds * 0.9)
-            out += self.shafts[..., None] * (self.light * (0.3 * pulse))
+            cv2.scaleAdd(self.shafts, pulse, out, dst=out)
         if "shimmer" in effects:
             self._shimmer(out, seconds, pose)
         if "rain" in effects:
             moved = np.roll(self.rain, (int(seconds * self.h * 1.1), shift), axis=(0, 1))
-            out += moved[..., None] * np.float32(110.0)
+            cv2.add(out, _as_rgb(moved), dst=out)
         if "snow" in effects:
             sway = int(math.sin(seconds * 0.8) * self.w * 0.01) + shift
-            moved = np.roll(self.snow, (int(seconds * self.h * 0.12), sway), axis=(0, 1))
-            out += (np.float32(250.0) - out) * moved[..., None] * 0.9
+            fall = (int(seconds * self.h * 0.12), sway)
+            inverse = np.asarray(cv2.bitwise_not(np.roll(self.snow_alpha, fall, axis=(0, 1))),
+                                 dtype=np.uint8)
+            _blend_toward(out, _as_rgb(inverse),
+                          _as_rgb(np.roll(self.snow_colour, fall, axis=(0, 1))))
         if "dust" in effects:
             moved = np.roll(self.dust, (-int(seconds * self.h * 0.02), shift + int(seconds * 6)),
                             axis=(0, 1))
-            out += moved[..., None] * (self.light * 0.8)
+            cv2.add(out, moved, dst=out)
         if "fireflies" in effects:
             self._fireflies(out, seconds)
         if "birds" in effects:
             self._birds(out, t)
 
-    def _shimmer(self, out: Image, seconds: float, pose: CameraPose) -> None:
+    def _shimmer(self, out: Rgb, seconds: float, pose: CameraPose) -> None:
         top = int(self.h * (HORIZON + pose.pan_y)) + 2
         if top >= self.h:
             return
         rows = np.arange(top, self.h, dtype=np.float32)
         depth = (rows - top) / max(self.h - top, 1)
         wave = 1.0 + 0.07 * np.sin(rows * (0.9 - 0.6 * depth) - seconds * 3.0) * (0.3 + depth)
-        out[top:] *= wave[:, None, None]
+        water = out[top:].reshape(self.h - top, self.w * 3)
+        gain = np.repeat(wave.astype(np.float32)[:, None], self.w * 3, axis=1)
+        cv2.multiply(water, gain, dst=water, dtype=cv2.CV_8U)
 
-    def _fireflies(self, out: Image, seconds: float) -> None:
+    def _fireflies(self, out: Rgb, seconds: float) -> None:
         glow = np.zeros((self.h, self.w), np.float32)
         for x0, y0, phase, speed in self.flies:
             x = (x0 + 0.04 * math.sin(seconds * (0.5 + speed) + phase * 6.3)) * self.w
@@ -125,10 +152,10 @@ class Atmosphere:
             blink = 0.5 + 0.5 * math.sin(seconds * (1.5 + 2 * speed) + phase * 20)
             cv2.circle(glow, (int(x), int(y)), max(1, self.h // 180), float(blink), -1)
         glow = cv2.GaussianBlur(glow, (0, 0), sigmaX=max(1.0, self.h / 150.0)) * 3.0
-        out += glow[..., None] * np.array((230, 255, 140), np.float32)
+        cv2.add(out, _u8(glow[..., None] * np.array((230, 255, 140), np.float32)), dst=out)
 
-    def _birds(self, out: Image, t: float) -> None:
-        color = (self.fog_color * 0.15).tolist()
+    def _birds(self, out: Rgb, t: float) -> None:
+        color = tuple(int(c) for c in self.fog_color * 0.15)
         size = max(2, self.h // 70)
         for k, (dx, dy) in enumerate(self.birds):
             x = int(((t * 0.6 + dx * 0.25 + k * 0.03) % 1.2 - 0.1) * self.w)

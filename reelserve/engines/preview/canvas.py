@@ -29,6 +29,7 @@ class Layer:
     rgba: Rgba
     nearness: float
     name: str = ""
+    anchor: tuple[float, float] | None = None  # a point that effects follow, canvas pixels
 
 
 @dataclass(frozen=True)

@@ -7,20 +7,20 @@ same request renders the same frames and samples on any run.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from reelserve.catalog import JobParams
 from reelserve.engines.base import GenerationInputs, ProgressCallback, StopCheck
 from reelserve.engines.preview.cutout import ElementShot, ElementWalk
+from reelserve.engines.preview.frames import OutputFrames
 from reelserve.engines.preview.imagescene import ImageMotionShot, cover_crop
 from reelserve.engines.preview.loudness import normalise_loudness
-from reelserve.engines.preview.mark import PreviewMark
 from reelserve.engines.preview.morph import MorphShot, ReversedShot
 from reelserve.engines.preview.prompt import SceneReader
 from reelserve.engines.preview.shots import FPS, ShotPlan, ShotRenderer, plan_shots
@@ -32,8 +32,9 @@ from reelserve.errors import EngineError, Interrupted
 from reelserve.media.encode import Mp4Writer
 from reelserve.settings import Settings
 
-Rgb = npt.NDArray[np.uint8]
+Planes = npt.NDArray[np.uint8]  # one I420 frame
 PROGRESS_EVERY = 6  # frames between progress reports
+READ_AHEAD = 3  # frames rendered ahead of the encoder
 WORK_DIVISOR = 3  # text scenes are composed at a third of the output size, then upscaled
 # Framing per shot index when shots are cut from one prompt: wide, close, medium.
 CUT_FRAMING = (1.0, 1.3, 1.12)
@@ -81,31 +82,25 @@ class PreviewEngine:
         reader = SceneReader(params.negative_prompt, params.cfg_scale)
         specs = [_shot_spec(reader, params, plan, len(plans)) for plan in plans]
         _check_stop(should_stop)
-        audio = None
-        if params.generate_audio:
-            synth = shared_speech() if any(spec.lines for spec in specs) else None
-            # <<<voice_N>>> speaks at the pitch of the N-th voice's sample, when one came
-            pitches = {n: voice.pitch_hz for n, voice in enumerate(inputs.voices, start=1)
-                       if voice.pitch_hz}
-            audio = normalise_loudness(build_soundtrack(plans, specs, params.seed, synth,
-                                                        pitches))
         width, height = params.size
-        frames = _frame_stream(params, inputs, plans, specs)
         done = 0
-        with Mp4Writer(output_path, width, height, frame_count=params.frame_count,
-                       audio=audio) as writer, ThreadPoolExecutor(1) as painter:
-            make_encoder_repeatable(writer)
-            # Frame k+1 is composed on a second thread while frame k encodes: NumPy,
-            # OpenCV and the encoder all release the GIL, so the two overlap. Frames
-            # still come strictly in order, so the output does not depend on timing.
-            pending = painter.submit(next, frames, None)
-            while (frame := pending.result()) is not None:
-                _check_stop(should_stop)
-                pending = painter.submit(next, frames, None)
-                writer.write(frame)
-                done += 1
-                if done % PROGRESS_EVERY == 0:
-                    progress(done / params.frame_count)
+        # Three things run at once: the soundtrack on one helper thread, frames on
+        # another (up to READ_AHEAD in advance), and the encoder here. NumPy, OpenCV
+        # and the encoder release the GIL, so they overlap; frames are still consumed
+        # strictly in order, so the output does not depend on timing.
+        with ThreadPoolExecutor(1) as sound, ThreadPoolExecutor(1) as painter:
+            audio = (sound.submit(_soundtrack, params, inputs, plans, specs)
+                     if params.generate_audio else None)
+            with Mp4Writer(output_path, width, height, frame_count=params.frame_count,
+                           audio=audio) as writer:
+                for planes in _read_ahead(_frame_stream(params, inputs, plans, specs), painter):
+                    _check_stop(should_stop)
+                    writer.write_i420(planes)
+                    done += 1
+                    if done % PROGRESS_EVERY == 0:
+                        progress(done / params.frame_count)
+                if audio is not None:
+                    audio.result()  # a failed soundtrack raises here, and the file is removed
         progress(1.0)
 
 
@@ -114,35 +109,41 @@ def create_engine(settings: Settings) -> PreviewEngine:
     return PreviewEngine(settings)
 
 
-def make_encoder_repeatable(writer: Mp4Writer) -> None:
-    """Turn off x264's macroblock tree, the one non-repeatable part of the encode.
+def _soundtrack(
+    params: JobParams, inputs: GenerationInputs, plans: list[ShotPlan], specs: list[SceneSpec],
+) -> npt.NDArray[np.float32]:
+    synth = shared_speech() if any(spec.lines for spec in specs) else None
+    # <<<voice_N>>> speaks at the pitch of the N-th voice's sample, when one came
+    pitches = {n: voice.pitch_hz for n, voice in enumerate(inputs.voices, start=1)
+               if voice.pitch_hz}
+    return normalise_loudness(build_soundtrack(plans, specs, params.seed, synth, pitches))
 
-    With mbtree on, the libx264 in the PyAV wheel gives slightly different
-    bitstreams for identical frames from run to run (decoded pixels differ by up
-    to ~20 levels), which breaks "same seed, same video". Options apply when the
-    codec opens on the first frame, so setting them here is in time. This belongs
-    in ``Mp4Writer`` itself; until it lands there it is done from here.
+
+def _read_ahead(frames: Iterator[Planes], painter: ThreadPoolExecutor) -> Iterator[Planes]:
+    """``frames`` in order, with up to READ_AHEAD of them rendered on ``painter`` in advance.
+
+    ``painter`` has one thread, so the generator is only ever advanced by it, one
+    call after another, and the futures complete in submission order.
     """
-    video = getattr(writer, "_video", None)
-    if video is not None:
-        options = dict(video.options)
-        params = options.get("x264-params", "")
-        if "mbtree" not in params:
-            options["x264-params"] = f"{params}:mbtree=0" if params else "mbtree=0"
-            video.options = options
+    pending = deque(painter.submit(next, frames, None) for _ in range(READ_AHEAD))
+    try:
+        while (frame := pending.popleft().result()) is not None:
+            pending.append(painter.submit(next, frames, None))
+            yield frame
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def _frame_stream(
     params: JobParams, inputs: GenerationInputs, plans: list[ShotPlan], specs: list[SceneSpec],
-) -> Iterator[Rgb]:
-    """Every output frame in order, marked and at output size."""
-    mark = PreviewMark(params.size)
+) -> Iterator[Planes]:
+    """Every output frame in order: I420 planes at output size, marked."""
+    output = OutputFrames(params.size)
     for plan, spec in zip(plans, specs, strict=True):
         renderer = _renderer(params, inputs, plan, spec, len(plans))
         for index in range(plan.frame_count):
-            frame = _fit(renderer.render(index), params.size)
-            mark.stamp(frame)
-            yield frame
+            yield output.convert(renderer.render(index))
 
 
 def _check_stop(should_stop: StopCheck) -> None:
@@ -194,12 +195,3 @@ def _image_renderer(
     focus = (float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.3, 0.7)))
     closer = cover_crop(inputs.start_image, size, zoom=1.6, focus=focus)
     return ImageMotionShot(closer, spec.camera, frames, FPS, IMAGE_MOTION)
-
-
-def _fit(frame: Rgb, size: tuple[int, int]) -> Rgb:
-    """The frame at output size, always a fresh array the mark may draw on."""
-    width, height = size
-    if frame.shape[1] == width and frame.shape[0] == height:
-        return frame.copy()
-    return np.asarray(cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR),
-                      dtype=np.uint8)

@@ -1,4 +1,5 @@
-"""Painters for built and living things: forest, city, temple pillars, a figure, a boat.
+"""Painters for built and living things: forest, city, temple pillars, a lighthouse, a figure,
+a boat.
 
 All are silhouettes with a rim of the light colour: at preview scale, shape and
 value carry the composition; texture would only look like noise.
@@ -182,3 +183,60 @@ def paint_boat(canvas: Canvas, pal: Palette, rng: np.random.Generator) -> Layer:
                      (cx + s * 0.6, y - s * 0.25)])
     alpha = _poly_mask(canvas, [hull, sail])
     return flat_layer(canvas, scale_color(pal.land_near, 0.8), alpha, 0.4, "boat")
+
+
+def paint_lighthouse(
+    canvas: Canvas, pal: Palette, rng: np.random.Generator, *, dark: bool,
+) -> Layer:
+    """A banded tower with its lantern on a rocky headland at one side of the view.
+
+    ``dark`` (night-like light) dims the tower and lights the lantern. The layer's
+    ``anchor`` is the lantern, where the beam (``beacon.py``) starts.
+    """
+    side = float(rng.choice([0.22, 0.76])) + float(rng.uniform(-0.04, 0.04))
+    cx, foot = canvas.x(side), canvas.y(0.64)
+    h = canvas.view_h * 0.34
+    w = canvas.width
+    # The headland: a rocky mass highest under the tower, falling to the water either side.
+    xs = np.arange(w, dtype=np.float32)
+    reach = canvas.view_w * 0.22
+    hump = np.clip(1.0 - np.abs(xs - cx) / reach, 0.0, 1.0) ** 0.7
+    rock = foot - hump * canvas.view_h * 0.12 + np.abs(rng.normal(0, 1.0, w)).astype(
+        np.float32) * hump * canvas.view_h * 0.006
+    base = float(rock[int(np.clip(cx, 0, w - 1))]) + 1.0
+    rows = np.arange(canvas.height, dtype=np.float32)[:, None]
+    land = ((rows >= rock[None, :]) & (hump[None, :] > 0)).astype(np.float32)
+    tower = np.zeros((canvas.height, canvas.width), np.uint8)
+    bands = np.zeros_like(tower)
+
+    def pt(dx: float, dy: float) -> tuple[float, float]:
+        return cx + dx * h, base - dy * h
+
+    body = np.array([pt(-0.075, 0.0), pt(0.075, 0.0), pt(0.05, 0.78), pt(-0.05, 0.78)])
+    cv2.fillPoly(tower, [body.astype(np.int32)], 255, cv2.LINE_AA)
+    for low, high in ((0.2, 0.34), (0.5, 0.64)):  # two painted bands around the tower
+        half_low, half_high = 0.075 - 0.025 * low / 0.78, 0.075 - 0.025 * high / 0.78
+        band = np.array([pt(-half_low, low), pt(half_low, low), pt(half_high, high),
+                         pt(-half_high, high)])
+        cv2.fillPoly(bands, [band.astype(np.int32)], 255, cv2.LINE_AA)
+    gallery = np.array([pt(-0.075, 0.78), pt(0.075, 0.78), pt(0.075, 0.81), pt(-0.075, 0.81)])
+    cap = np.array([pt(-0.055, 0.93), pt(0.055, 0.93), pt(0.0, 1.02)])
+    cv2.fillPoly(tower, [gallery.astype(np.int32), cap.astype(np.int32)], 255, cv2.LINE_AA)
+    lantern = np.zeros_like(tower)
+    room = np.array([pt(-0.04, 0.81), pt(0.04, 0.81), pt(0.04, 0.93), pt(-0.04, 0.93)])
+    cv2.fillPoly(lantern, [room.astype(np.int32)], 255, cv2.LINE_AA)
+    white = scale_color(mix((240, 238, 230), pal.light, 0.2), 0.42 if dark else 1.0)
+    red = scale_color((176, 38, 36), 0.5 if dark else 1.0)
+    rock_rgb = mix(pal.land_near, (0, 0, 0), 0.35)
+    rgb = np.empty((canvas.height, canvas.width, 3), np.float32)
+    rgb[...] = np.array(rock_rgb, np.float32)
+    shade = np.clip((np.arange(canvas.width, dtype=np.float32) - cx) / (h * 0.075), -1, 1)
+    lit = (1.0 - 0.25 * (shade if canvas.x(0.5) > cx else -shade))[None, :, None]
+    rgb = np.where(tower[..., None] > 0, np.array(white, np.float32) * lit, rgb)
+    rgb = np.where(bands[..., None] > 0, np.array(red, np.float32) * lit, rgb)
+    glass = (255, 244, 200) if dark else mix(pal.windows, (210, 220, 225), 0.6)
+    rgb = np.where(lantern[..., None] > 0, np.array(glass, np.float32), rgb)
+    shape = np.maximum(np.maximum(tower, lantern), (land * 255).astype(np.uint8))
+    alpha = shape.astype(np.float32) / 255.0
+    layer = to_layer(rgb.astype(np.float32), alpha, 0.45, "lighthouse", soften=0.5)
+    return Layer(layer.rgba, layer.nearness, layer.name, anchor=pt(0.0, 0.87))

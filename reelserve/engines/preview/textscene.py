@@ -1,8 +1,8 @@
 """Text to video: paint a shot's layers once, then move a camera through them per frame.
 
 Painting is the slow part and happens once per shot; each frame is only one
-``cv2.warpAffine`` per layer, an alpha blend, and the atmosphere pass, all at
-the small working resolution the engine upscales from.
+``cv2.warpAffine`` per layer over the rows it covers, a uint8 "over" blend, and
+the atmosphere pass, all at the small working resolution the engine upscales from.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import numpy as np
 import numpy.typing as npt
 
 from reelserve.engines.preview.atmosphere import Atmosphere
-from reelserve.engines.preview.camera import CameraPose, layer_matrix, pose_at
+from reelserve.engines.preview.beacon import Beacon
+from reelserve.engines.preview.camera import CameraPose, pose_at
 from reelserve.engines.preview.canvas import Canvas, Layer
+from reelserve.engines.preview.compositor import Compositor
 from reelserve.engines.preview.landscape import (
     paint_dunes,
     paint_field,
@@ -29,11 +31,13 @@ from reelserve.engines.preview.structures import (
     paint_city,
     paint_figure,
     paint_forest,
+    paint_lighthouse,
     paint_temple,
 )
 
 Rgb = npt.NDArray[np.uint8]
 TERRAIN = {"mountains", "valley", "desert", "field", "forest", "city", "sea"}
+DARK = {"night", "neon", "blue_hour", "storm"}  # light under which a lighthouse's lamp is lit
 CLOUDINESS = {"overcast": 0.9, "storm": 1.0, "day": 0.35, "golden_hour": 0.4, "sunset": 0.5,
               "dawn": 0.4, "blue_hour": 0.2, "night": 0.1, "neon": 0.0}
 
@@ -61,6 +65,8 @@ def paint_scene(spec: SceneSpec, canvas: Canvas, rng: np.random.Generator) -> li
         layers += paint_city(canvas, pal, rng, spec.palette)
     if "temple" in env or "ruins" in env:
         layers.append(paint_temple(canvas, pal, rng, roofed="temple" in env))
+    if "lighthouse" in spec.subjects:
+        layers.append(paint_lighthouse(canvas, pal, rng, dark=spec.palette in DARK))
     if "figure" in spec.subjects:
         layers.append(paint_figure(canvas, pal, rng))
     # Dunes and open water bring their own foreground; everything else gets a near lip.
@@ -69,13 +75,12 @@ def paint_scene(spec: SceneSpec, canvas: Canvas, rng: np.random.Generator) -> li
     return sorted(layers, key=lambda layer: layer.nearness)
 
 
-def _vignette(width: int, height: int) -> npt.NDArray[np.float32]:
+def _vignette(width: int, height: int) -> Rgb:
+    """The darkening toward the corners as a per-pixel gain, 255 meaning 1."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     r = np.hypot((xx / width - 0.5) * 1.6, (yy / height - 0.5) * 1.6)
-    gain: npt.NDArray[np.float32] = (1.0 - 0.35 * np.clip(r - 0.45, 0.0, 1.0) ** 1.5).astype(
-        np.float32
-    )
-    return gain[..., None]
+    gain = 1.0 - 0.35 * np.clip(r - 0.45, 0.0, 1.0) ** 1.5
+    return np.repeat(np.rint(gain * 255.0).astype(np.uint8)[..., None], 3, axis=2)
 
 
 class TextShot:
@@ -91,8 +96,12 @@ class TextShot:
         self.canvas = Canvas(*view_size)
         rng = np.random.default_rng([spec.seed, 101])
         self.layers = paint_scene(spec, self.canvas, rng)
+        self.compositor = Compositor(self.layers, self.canvas.size, view_size)
         self.atmosphere = Atmosphere(spec, view_size, np.random.default_rng([spec.seed, 202]))
         self._vignette = _vignette(*view_size)
+        lamps = [layer for layer in self.layers if layer.anchor is not None]
+        self.beacon = (Beacon(lamps[0], self.canvas.size, view_size, spec.light_x)
+                       if lamps and spec.palette in DARK else None)
 
     def pose(self, index: int) -> CameraPose:
         t = index / max(self.frame_count - 1, 1)
@@ -103,24 +112,10 @@ class TextShot:
     def render(self, index: int) -> Rgb:
         """Frame ``index`` as (h, w, 3) uint8 at the working size."""
         pose = self.pose(index)
-        out = self._composite(pose)
+        out = self.compositor.compose(pose)
         self.atmosphere.apply(out, index / max(self.frame_count - 1, 1),
                               index * self.seconds / max(self.frame_count, 1), pose)
-        out *= self._vignette
-        return np.clip(out, 0.0, 255.0).astype(np.uint8)
-
-    def _composite(self, pose: CameraPose) -> npt.NDArray[np.float32]:
-        w, h = self.view_size
-        out: npt.NDArray[np.float32] | None = None
-        for layer in self.layers:
-            matrix = layer_matrix(pose, layer.nearness, self.canvas.size, self.view_size)
-            warped = cv2.warpAffine(layer.rgba, matrix, (w, h), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_REPLICATE)
-            rgb = warped[..., :3].astype(np.float32)
-            if out is None:
-                out = rgb
-                continue
-            alpha = warped[..., 3:].astype(np.float32) * (1.0 / 255.0)
-            out += (rgb - out) * alpha
-        assert out is not None
+        if self.beacon is not None:
+            self.beacon.apply(out, index * self.seconds / max(self.frame_count, 1), pose)
+        cv2.multiply(out, self._vignette, dst=out, scale=1.0 / 255.0)
         return out

@@ -26,7 +26,8 @@ ENVIRONMENT_WORDS: dict[str, tuple[str, ...]] = {
     "mountains": ("mountain", "mountains", "peak", "peaks", "alps", "cliff", "cliffs", "hills",
                   "hillside", "ridge", "summit", "volcano", "山"),
     "sea": ("sea", "ocean", "beach", "coast", "coastline", "shore", "waves", "lake", "harbor",
-            "harbour", "bay", "island", "river", "pier", "海", "湖", "河"),
+            "harbour", "bay", "island", "river", "pier", "lighthouse", "lighthouses", "海", "湖",
+            "河", "灯塔"),
     "forest": ("forest", "woods", "woodland", "trees", "jungle", "pines", "pine", "grove",
                "森林", "树林"),
     "city": ("city", "street", "streets", "downtown", "skyline", "skyscraper", "skyscrapers",
@@ -58,6 +59,8 @@ SUBJECT_WORDS: dict[str, tuple[str, ...]] = {
     "birds": ("bird", "birds", "seagull", "seagulls", "gulls", "crows", "eagle", "flock",
               "鸟"),
     "boat": ("boat", "ship", "sailboat", "sailing", "yacht", "canoe", "船"),
+    # A lighthouse also names the sea (ENVIRONMENT_WORDS): it stands on a headland.
+    "lighthouse": ("lighthouse", "lighthouses", "灯塔"),
 }
 
 CAMERA_WORDS: dict[str, tuple[str, ...]] = {

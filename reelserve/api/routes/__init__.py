@@ -1,0 +1,1 @@
+"""The API's routers, one per group of routes; ``reelserve.api.app`` assembles them."""
