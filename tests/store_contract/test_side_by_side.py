@@ -258,7 +258,7 @@ class StoresSideBySide(RuleBasedStateMachine):
 
 def test_sqlite_and_redis_answer_every_step_the_same(redis_url: str) -> None:
     run_state_machine_as_test(StoresSideBySide, settings=settings(
-        max_examples=40, stateful_step_count=25, deadline=None,
+        max_examples=30, stateful_step_count=25, deadline=None,
         phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
         suppress_health_check=[HealthCheck.too_slow]))
 
