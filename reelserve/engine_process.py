@@ -24,6 +24,7 @@ from reelserve.errors import EngineError, InputError, Interrupted, ReelserveErro
 from reelserve.media.inputs import ImageFetcher
 from reelserve.processes import die_with_parent
 from reelserve.settings import Settings
+from reelserve.storage import open_storage
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ def engine_main(settings: Settings, engine_name: str, conn: Connection, stop: Ev
     except ReelserveError as error:
         conn.send(LoadFailed(error.message))
         return
-    fetcher = ImageFetcher.from_settings(settings)  # caps, deadline and the fetch allowlist
+    # caps, deadline and the fetch allowlist; images sent inline come from input storage
+    fetcher = ImageFetcher.from_settings(settings, read_input=open_storage(settings).read_input)
     conn.send(Ready(engine.name, declared_models(engine)))
     while True:
         try:

@@ -15,6 +15,7 @@ the client reads "storage error", never a path or an exception name.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -26,6 +27,9 @@ from reelserve.errors import NotFound, ReelserveError, StorageError
 from reelserve.settings import Settings
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{20,80}\.mp4$")
+# Input blobs (images sent inline at submit) and the small files beside them.
+_INPUT = re.compile(r"^[A-Za-z0-9_-]{20,80}(\.job)?$")
+INPUTS = "inputs"
 CHUNK = 1024 * 1024
 
 
@@ -37,6 +41,12 @@ def check_key(key: str) -> str:
     if not _KEY.match(key):
         raise NotFound(f"no output {key!r}")
     return key
+
+
+def check_input_name(name: str) -> str:
+    if not _INPUT.match(name):
+        raise NotFound(f"no input {name!r}")
+    return name
 
 
 class Storage(Protocol):
@@ -52,6 +62,16 @@ class Storage(Protocol):
         ...
     def read_chunks(self, key: str) -> Iterator[bytes]: ...
     def delete(self, key: str) -> None: ...
+
+    # input blobs, beside the outputs (reelserve.input_blobs)
+    def put_input(self, name: str, data: bytes) -> None: ...
+    def read_input(self, name: str) -> bytes:
+        """The input's bytes; ``NotFound`` when it is gone."""
+        ...
+    def delete_input(self, name: str) -> None: ...
+    def list_inputs(self) -> Iterator[tuple[str, float]]:
+        """Every input's name and when it was written (Unix time)."""
+        ...
 
 
 class LocalStorage:
@@ -93,6 +113,38 @@ class LocalStorage:
 
     def delete(self, key: str) -> None:
         self.path_for(key).unlink(missing_ok=True)
+
+    def _input_path(self, name: str) -> Path:
+        return self.root / INPUTS / check_input_name(name)
+
+    def put_input(self, name: str, data: bytes) -> None:
+        path = self._input_path(name)
+        make_folder(path.parent)
+        partial = path.with_name(path.name + ".partial")
+        try:
+            partial.write_bytes(data)
+            partial.replace(path)  # readers never see half a file
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            raise StorageError(f"cannot write input {name}: {error}") from error
+
+    def read_input(self, name: str) -> bytes:
+        try:
+            return self._input_path(name).read_bytes()
+        except FileNotFoundError as error:
+            raise NotFound(f"input {name} is gone") from error
+
+    def delete_input(self, name: str) -> None:
+        self._input_path(name).unlink(missing_ok=True)
+
+    def list_inputs(self) -> Iterator[tuple[str, float]]:
+        folder = self.root / INPUTS
+        if not folder.is_dir():
+            return
+        for entry in os.scandir(folder):
+            if _INPUT.match(entry.name):
+                with contextlib.suppress(FileNotFoundError):
+                    yield entry.name, entry.stat().st_mtime
 
 
 class StorageUnavailable(ReelserveError):
@@ -166,6 +218,41 @@ class S3Storage:
     def delete(self, key: str) -> None:
         self.staging_path(key).unlink(missing_ok=True)
         self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
+
+    def _input_object(self, name: str) -> str:
+        path = f"{INPUTS}/{check_input_name(name)}"
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def put_input(self, name: str, data: bytes) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._input_object(name), Body=data)
+        except (BotoCoreError, ClientError) as error:
+            raise StorageError(f"cannot write input {name}: {error}") from error
+
+    def read_input(self, name: str) -> bytes:
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._input_object(name))
+        except ClientError as error:
+            raise NotFound(f"input {name} is gone") from error
+        data: bytes = body["Body"].read()
+        return data
+
+    def delete_input(self, name: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._input_object(name))
+
+    def list_inputs(self) -> Iterator[tuple[str, float]]:
+        folder = self._input_object("x" * 20).rsplit("/", 1)[0] + "/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=folder)
+        for page in pages:
+            for item in page.get("Contents", []):
+                name = item["Key"].rsplit("/", 1)[1]
+                if _INPUT.match(name):
+                    yield name, item["LastModified"].timestamp()
 
 
 def open_storage(settings: Settings) -> Storage:

@@ -15,10 +15,11 @@ Fairness: one key's receiver, however slow, cannot delay another key's webhooks.
 Each send runs as its own task (a pass never waits for a batch to finish); at
 most ``webhook_concurrency`` run at once and at most ``webhook_key_concurrency``
 for one key. A call must connect within ``webhook_connect_timeout_s`` and end
-within ``webhook_timeout_s``. After a failed call the key's destination host
-backs off (``HostBackoff``); its due deliveries, like those of a key at its
-cap, stay leased in the store and come back later, holding no sender slot and
-counting no attempt. A pass scans at most ``MAX_SCAN`` due deliveries, so the
+within ``webhook_timeout_s``. After a call that failed slowly (it held its slot
+for a connect deadline or more) the key's destination host backs off
+(``HostBackoff``); its due deliveries, like those of a key at its cap, stay
+leased in the store and come back later, holding no sender slot and counting
+no attempt. A pass scans at most ``MAX_SCAN`` due deliveries, so the
 others' are reached past one key's backlog.
 """
 
@@ -120,6 +121,8 @@ class WebhookSender:
         self._waiting: dict[int, deque[tuple[WebhookDelivery, float]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._threads: anyio.CapacityLimiter | None = None
+        self._slow_failure_s = 0.9 * min(settings.webhook_connect_timeout_s,
+                                         settings.webhook_timeout_s)
 
     async def run_forever(self, interval_s: float = 0.5) -> None:
         try:
@@ -223,12 +226,15 @@ class WebhookSender:
                    "webhook-timestamp": str(timestamp),
                    "webhook-signature": sign(secret, delivery.id, timestamp, body),
                    "user-agent": "reelserve-webhooks"}
+        called_at = time.monotonic()
         outcome, delivered = await self.poster(delivery.url, body, headers)
-        host = _host(delivery.url)
+        host, now = _host(delivery.url), time.monotonic()
         if delivered:
             self.backoff.succeeded(delivery.key_id, host)
-        else:
-            self.backoff.failed(delivery.key_id, host, time.monotonic())
+        elif now - called_at >= self._slow_failure_s:
+            # A failure that held its slot (a hang, no connection) rests the host; a quick
+            # refusal or error status only follows the delivery's own retry schedule.
+            self.backoff.failed(delivery.key_id, host, now)
         tries = delivery.attempts + 1
         retry_at = None
         if not delivered and tries <= len(self.schedule):

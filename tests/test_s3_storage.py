@@ -98,3 +98,29 @@ def test_sync_call_streams_the_bytes_from_the_bucket(s3_service: tuple[Service, 
     with av.open(io.BytesIO(response.content)) as container:
         assert (container.streams.video[0].width, container.streams.video[0].height) == (
             1080, 1080)
+
+
+def test_input_blobs_live_in_the_bucket_beside_the_outputs(
+        tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reelserve.errors import NotFound
+    from reelserve.storage import S3Storage
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    client.create_bucket(Bucket=BUCKET + "-inputs")
+    storage = S3Storage(f"s3://{BUCKET}-inputs/videos", tmp_path / "staging",
+                        endpoint_url=s3_endpoint)
+    name = "b" * 32
+    storage.put_input(name, b"image bytes")
+    storage.put_input(name + ".job", b"job-1")
+    assert storage.read_input(name) == b"image bytes"
+    assert sorted(listed for listed, _ in storage.list_inputs()) == [name, name + ".job"]
+    keys = [item["Key"] for item in client.list_objects_v2(
+        Bucket=BUCKET + "-inputs")["Contents"]]
+    assert sorted(keys) == [f"videos/inputs/{name}", f"videos/inputs/{name}.job"]
+    storage.delete_input(name)
+    with pytest.raises(NotFound):
+        storage.read_input(name)
+    client.close()

@@ -21,6 +21,7 @@ from reelserve.api.request_metrics import RequestMetrics
 from reelserve.api.routes import operations, outputs, requests, submit, voices
 from reelserve.api.submits import Submitter
 from reelserve.api.sweeping import sweep_forever
+from reelserve.input_blobs import InputBlobs
 from reelserve.jobs import JobStore
 from reelserve.jobs.backends import open_rate_limiter
 from reelserve.settings import Settings
@@ -38,7 +39,8 @@ def build_context(settings: Settings, store: JobStore, storage: Storage) -> ApiC
         keys=KeyChecker(async_store), views=JobViews(async_store, settings.base_url,
                                                     settings.worker_stale_s),
         submitter=Submitter(async_store, max_body_bytes=settings.max_body_bytes,
-                            engine=settings.engine),
+                            engine=settings.engine,
+                            inputs=InputBlobs(storage, settings.max_input_bytes)),
         watcher=JobWatcher(async_store))
 
 

@@ -21,6 +21,7 @@ from reelserve.api.body import read_json_body
 from reelserve.api.group_commit import SubmitBatcher
 from reelserve.catalog import JobParams, ModelSpec, get_model, parse_submit, price_millicredits
 from reelserve.errors import Forbidden, InvalidParameter
+from reelserve.input_blobs import InputBlobs
 from reelserve.jobs import ApiKey, JobOrder, Submitted
 from reelserve.logs import job_fields
 
@@ -29,11 +30,13 @@ MAX_WEBHOOK_URL_CHARS = 2048
 
 
 class Submitter:
-    def __init__(self, store: AsyncStore, *, max_body_bytes: int, engine: str) -> None:
+    def __init__(self, store: AsyncStore, *, max_body_bytes: int, engine: str,
+                 inputs: InputBlobs | None = None) -> None:
         self.store = store
         self.max_body_bytes = max_body_bytes
         self.engine = engine
         self.batcher = SubmitBatcher(store.submit_jobs)
+        self.inputs = inputs  # inline images become input blobs (reelserve.input_blobs)
 
     async def submit(self, request: Request, key: ApiKey, slug: str, *,
                      sync: bool = False) -> Submitted:
@@ -49,6 +52,8 @@ class Submitter:
         order = await self.prepare_order(key, model, body,
                                          request.headers.get("idempotency-key"), sync=sync)
         job, balance = await self.batcher.submit(order)
+        if self.inputs is not None:
+            await self.inputs.bind(order.params, job)
         metrics.JOBS_SUBMITTED.labels(slug).inc()
         log.info("submitted", extra={**job_fields(job.id, slug, 0, self.engine),
                                      "key_prefix": key.prefix})
@@ -59,6 +64,8 @@ class Submitter:
         """Validate ``body`` and build the order the store writes; no store write yet."""
         params = parse_submit(model, body)
         await self.check_voice_ids(key, params)
+        if self.inputs is not None:
+            params = await self.inputs.store_inline(params)
         return JobOrder(key.id, params, price_millicredits(params),
                         webhook_url=_webhook_url(body),
                         idempotency_key=_idempotency_key(idempotency_key),

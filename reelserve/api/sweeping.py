@@ -8,6 +8,7 @@ import logging
 import anyio
 
 from reelserve.api.async_store import AsyncStore
+from reelserve.input_blobs import InputBlobs
 from reelserve.settings import Settings
 from reelserve.storage import Storage
 
@@ -31,3 +32,8 @@ async def sweep_once(store: AsyncStore, storage: Storage) -> None:
         await anyio.to_thread.run_sync(storage.delete, key)
     if report.expired_jobs:
         log.info("expired %d jobs", report.expired_jobs)
+    await InputBlobs(storage, 0).sweep(lambda job_id: _known(store, job_id))
+
+
+async def _known(store: AsyncStore, job_id: str) -> bool:
+    return await store.get_job(job_id) is not None

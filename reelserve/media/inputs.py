@@ -17,12 +17,13 @@ import io
 import struct
 import urllib.parse
 import warnings
+from collections.abc import Callable
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from reelserve.catalog import JobParams
 from reelserve.engines.base import ElementImages, GenerationInputs
-from reelserve.errors import FetchError, InputError
+from reelserve.errors import FetchError, InputError, NotFound
 from reelserve.media.fetch_policy import FetchPolicy, parse_allowlist
 from reelserve.settings import Settings
 
@@ -36,18 +37,28 @@ MAX_INPUT_PIXELS = 89_478_485
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError)
 
 
+# An image sent inline at submit, kept as an input blob (reelserve.input_blobs).
+INPUT_SCHEME = "reelserve-input:"
+# Reads an input blob by name; raises NotFound when it is gone.
+InputReader = Callable[[str], bytes]
+
+
 class ImageFetcher:
     def __init__(self, *, max_bytes: int, timeout_s: float,
-                 policy: FetchPolicy | None = None) -> None:
+                 policy: FetchPolicy | None = None,
+                 read_input: InputReader | None = None) -> None:
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         self.policy = policy or FetchPolicy()
+        self.read_input = read_input
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ImageFetcher:
+    def from_settings(cls, settings: Settings,
+                      read_input: InputReader | None = None) -> ImageFetcher:
         """The fetcher a worker uses: caps, deadline and allowlist from ``settings``."""
         return cls(max_bytes=settings.max_input_bytes, timeout_s=settings.input_timeout_s,
-                   policy=FetchPolicy(parse_allowlist(settings.fetch_allow_cidrs)))
+                   policy=FetchPolicy(parse_allowlist(settings.fetch_allow_cidrs)),
+                   read_input=read_input)
 
     def load_inputs(self, params: JobParams) -> GenerationInputs:
         def load(field: str, url: str | None) -> Image.Image | None:
@@ -68,9 +79,19 @@ class ImageFetcher:
         return decode_image(field, url, self.load_bytes(field, url))
 
     def load_bytes(self, field: str, url: str) -> bytes:
-        """The bytes behind a ``data:`` or http(s) URL, under the same caps and policy."""
+        """The bytes behind a ``data:``, input-blob or http(s) URL, under the same caps."""
+        if url.startswith(INPUT_SCHEME):
+            return self._read_blob(field, url)
         return self._read_data_url(field, url) if url.startswith("data:") else \
             self._download(field, url)
+
+    def _read_blob(self, field: str, url: str) -> bytes:
+        if self.read_input is None:
+            raise InputError(field, url, "input blobs cannot be read here")
+        try:
+            return self.read_input(url.removeprefix(INPUT_SCHEME))
+        except NotFound as error:
+            raise InputError(field, url, "the image sent with the request is gone") from error
 
     def _read_data_url(self, field: str, url: str) -> bytes:
         header, sep, payload = url.partition(",")
