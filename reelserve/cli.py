@@ -67,7 +67,7 @@ def _open_store(settings: Settings) -> JobStore:
 
 def _open_storage(settings: Settings) -> Storage:
     try:
-        return open_storage(settings)
+        return open_storage(settings.storage_section)
     except ReelserveError as error:
         _fail(error.message)
 

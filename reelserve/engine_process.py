@@ -85,7 +85,8 @@ def engine_main(settings: Settings, engine_name: str, conn: Connection, stop: Ev
         conn.send(LoadFailed(error.message))
         return
     # caps, deadline and the fetch allowlist; images sent inline come from input storage
-    fetcher = ImageFetcher.from_settings(settings, read_input=open_storage(settings).read_input)
+    fetcher = ImageFetcher.from_settings(
+        settings.fetch, read_input=open_storage(settings.storage_section).read_input)
     conn.send(Ready(engine.name, declared_models(engine)))
     while True:
         try:

@@ -204,7 +204,8 @@ class Settings:
     @property
     def storage_section(self) -> StorageSettings:
         return StorageSettings(outputs_dir=self.outputs_dir, url=self.storage,
-                               s3_endpoint_url=self.s3_endpoint_url)
+                               s3_endpoint_url=self.s3_endpoint_url,
+                               link_ttl_s=self.retention_s)
 
     @property
     def store_section(self) -> StoreSettings:
@@ -357,6 +358,7 @@ class StorageSettings:
     outputs_dir: Path
     url: str
     s3_endpoint_url: str
+    link_ttl_s: float  # how long a presigned output link lives: the retention
 
 
 @dataclass(frozen=True)

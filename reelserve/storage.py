@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from reelserve.errors import NotFound, ReelserveError, StorageError
-from reelserve.settings import Settings
+from reelserve.settings import StorageSettings
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{20,80}\.mp4$")
 # Input blobs (images sent inline at submit) and the small files beside them.
@@ -255,14 +255,13 @@ class S3Storage:
                     yield name, item["LastModified"].timestamp()
 
 
-def open_storage(settings: Settings) -> Storage:
-    """Local files by default; S3 when ``settings.storage`` is an s3:// URL."""
-    if not settings.storage:
+def open_storage(settings: StorageSettings) -> Storage:
+    """Local files by default; S3 when the storage section's URL is an s3:// URL."""
+    if not settings.url:
         return LocalStorage(settings.outputs_dir)
-    if settings.storage.startswith("s3://") and urlparse(settings.storage).netloc:
-        return S3Storage(settings.storage, settings.outputs_dir / "staging",
-                         endpoint_url=settings.s3_endpoint_url,
-                         link_ttl_s=settings.retention_s)
+    if settings.url.startswith("s3://") and urlparse(settings.url).netloc:
+        return S3Storage(settings.url, settings.outputs_dir / "staging",
+                         endpoint_url=settings.s3_endpoint_url, link_ttl_s=settings.link_ttl_s)
     raise StorageUnavailable(
-        f"storage {settings.storage!r} is not supported: leave it empty for local files, "
+        f"storage {settings.url!r} is not supported: leave it empty for local files, "
         "or give s3://BUCKET/PREFIX")

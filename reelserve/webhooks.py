@@ -44,8 +44,8 @@ import anyio
 from reelserve import metrics
 from reelserve.errors import FetchError
 from reelserve.jobs import JobStore, WebhookDelivery
-from reelserve.media.fetch_policy import Deadline, FetchPolicy, parse_allowlist
-from reelserve.settings import Settings
+from reelserve.media.fetch_policy import Deadline, FetchPolicy
+from reelserve.settings import WebhookSettings
 
 log = logging.getLogger("reelserve.webhooks")
 SEND_LEASE_S = 60.0  # how long one sender holds a delivery while it tries (or defers) it
@@ -66,10 +66,6 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{message_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
-
-
-def backoff_schedule(settings: Settings) -> list[float]:
-    return [float(part) for part in settings.webhook_backoff_s.split(",") if part.strip()]
 
 
 # Sends one signed POST; answers a short outcome ("HTTP 204", "refused: ...") and
@@ -106,23 +102,21 @@ class HostBackoff:
 
 
 class WebhookSender:
-    def __init__(self, settings: Settings, store: JobStore, base_url: str,
+    def __init__(self, settings: WebhookSettings, store: JobStore, base_url: str,
                  poster: Poster | None = None) -> None:
         self.settings = settings
         self.store = store
         self.base_url = base_url
-        self.schedule = backoff_schedule(settings)
-        self.policy = FetchPolicy(parse_allowlist(settings.fetch_allow_cidrs))
+        self.schedule = settings.backoff_s
+        self.policy = FetchPolicy(settings.fetch.allow_networks)
         self.poster = poster or self._post
-        self.backoff = HostBackoff(settings.webhook_host_backoff_s,
-                                   settings.webhook_host_backoff_max_s)
+        self.backoff = HostBackoff(settings.host_backoff_s, settings.host_backoff_max_s)
         self._in_flight: dict[int, int] = {}  # key id -> sends under way
         # key id -> (delivery, when it was claimed), waiting for that key's next slot
         self._waiting: dict[int, deque[tuple[WebhookDelivery, float]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._threads: anyio.CapacityLimiter | None = None
-        self._slow_failure_s = 0.9 * min(settings.webhook_connect_timeout_s,
-                                         settings.webhook_timeout_s)
+        self._slow_failure_s = 0.9 * min(settings.connect_timeout_s, settings.timeout_s)
 
     async def run_forever(self, interval_s: float = 0.5) -> None:
         try:
@@ -153,7 +147,7 @@ class WebhookSender:
         Returns at once: the sends run on their own, each freeing its slot as it ends.
         """
         started = scanned = 0
-        while scanned < MAX_SCAN and len(self._tasks) < self.settings.webhook_concurrency:
+        while scanned < MAX_SCAN and len(self._tasks) < self.settings.concurrency:
             due = await anyio.to_thread.run_sync(self.store.claim_due_webhooks, BATCH,
                                                   SEND_LEASE_S)
             scanned += len(due)
@@ -168,9 +162,9 @@ class WebhookSender:
 
     def _may_start(self, delivery: WebhookDelivery, claimed_at: float) -> bool:
         """Whether a slot is free for it now; if not, it waits out its lease, unsent."""
-        if len(self._tasks) >= self.settings.webhook_concurrency:
+        if len(self._tasks) >= self.settings.concurrency:
             reason = "senders_full"
-        elif self._in_flight.get(delivery.key_id, 0) >= self.settings.webhook_key_concurrency:
+        elif self._in_flight.get(delivery.key_id, 0) >= self.settings.key_concurrency:
             reason = "key_busy"
             waiting = self._waiting.setdefault(delivery.key_id, deque())
             if len(waiting) < WAITING_PER_KEY:
@@ -203,7 +197,7 @@ class WebhookSender:
     def _start_waiting(self, key_id: int) -> None:
         """Start the key's next waiting delivery whose lease still covers a whole call."""
         waiting = self._waiting.get(key_id)
-        latest_claim = time.monotonic() - (SEND_LEASE_S - self.settings.webhook_timeout_s - 5)
+        latest_claim = time.monotonic() - (SEND_LEASE_S - self.settings.timeout_s - 5)
         while waiting:
             delivery, claimed_at = waiting.popleft()
             if claimed_at < latest_claim:
@@ -238,7 +232,7 @@ class WebhookSender:
         tries = delivery.attempts + 1
         retry_at = None
         if not delivered and tries <= len(self.schedule):
-            retry_at = self.store.now() + self.schedule[tries - 1]
+            retry_at = await anyio.to_thread.run_sync(self.store.now) + self.schedule[tries - 1]
         await anyio.to_thread.run_sync(self.store.record_webhook_attempt, delivery.id, outcome,
                                        retry_at, delivered)
         result = "delivered" if delivered else "retrying" if retry_at is not None else "gave_up"
@@ -261,15 +255,15 @@ class WebhookSender:
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[str, bool]:
         # Threads of their own: a hanging receiver never holds one the submits need.
         if self._threads is None:
-            self._threads = anyio.CapacityLimiter(self.settings.webhook_concurrency)
+            self._threads = anyio.CapacityLimiter(self.settings.concurrency)
         return await anyio.to_thread.run_sync(self._post_now, url, body, headers,
                                               limiter=self._threads)
 
     def _post_now(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[str, bool]:
-        deadline = Deadline.after(self.settings.webhook_timeout_s)
+        deadline = Deadline.after(self.settings.timeout_s)
         try:
             with self.policy.request("POST", url, deadline=deadline, headers=headers, body=body,
-                                     connect_timeout_s=self.settings.webhook_connect_timeout_s
+                                     connect_timeout_s=self.settings.connect_timeout_s
                                      ) as response:
                 response.read(64 * 1024)  # drain a little; the answer's body is not used
                 status = response.status

@@ -20,18 +20,18 @@ from typing import Any
 
 import pytest
 
-from reelserve.errors import FetchError
-from reelserve.media.fetch_policy import (
-    Deadline,
-    FetchPolicy,
-    IPAddress,
-    open_tcp,
-    parse_allowlist,
-)
+from reelserve.errors import FetchError, InvalidSetting
+from reelserve.media.fetch_policy import Deadline, FetchPolicy, IPAddress, open_tcp
+from reelserve.settings import Network, parse_networks
 
 PUBLIC = "93.184.216.34"
 PUBLIC_V6 = "2606:2800:220:1:248:1893:25c8:1946"
 Handler = Callable[[BaseHTTPRequestHandler], None]
+
+
+def parse_allowlist(text: str) -> tuple[Network, ...]:
+    """The allowlist as settings parse it from REELSERVE_FETCH_ALLOW_CIDRS."""
+    return parse_networks("fetch_allow_cidrs", text)
 
 
 @dataclass
@@ -395,7 +395,7 @@ def test_allowlist_parsing() -> None:
     assert parse_allowlist(" 10.0.0.0/8, ::1/128 ,127.0.0.1") == (
         ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"),
         ipaddress.ip_network("127.0.0.1/32"))
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidSetting, match="REELSERVE_FETCH_ALLOW_CIDRS"):
         parse_allowlist("10.0.0.0/33")
 
 

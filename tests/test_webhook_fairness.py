@@ -23,7 +23,7 @@ import pytest
 from reelserve.catalog import get_model, parse_submit
 from reelserve.jobs import JobOrder
 from reelserve.jobs.sqlite import SqliteJobStore
-from reelserve.settings import Settings
+from reelserve.settings import Settings, WebhookSettings
 from reelserve.webhooks import WebhookSender
 
 from conftest import T2V
@@ -103,9 +103,9 @@ def queue_webhooks(store: SqliteJobStore, key_name: str, url: str, count: int) -
         store.cancel_job(outcome[0].id)
 
 
-def settings(**overrides: Any) -> Settings:
+def settings(**overrides: Any) -> WebhookSettings:
     return Settings(fetch_allow_cidrs="127.0.0.0/8", webhook_backoff_s="600",
-                    **overrides)
+                    **overrides).webhooks
 
 
 async def run_sender(sender: WebhookSender, until: Any, timeout_s: float) -> float:

@@ -51,7 +51,7 @@ def create_app(settings: Settings, store: JobStore, storage: Storage) -> FastAPI
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(sweep_forever(settings, context.store, storage))
-        sender = WebhookSender(settings, store, settings.base_url)
+        sender = WebhookSender(settings.webhooks, store, settings.base_url)
         webhooks = asyncio.create_task(sender.run_forever())
         try:
             yield

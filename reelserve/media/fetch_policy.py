@@ -72,12 +72,6 @@ def open_tcp(address: IPAddress, port: int, timeout: float) -> socket.socket:
     return socket.create_connection((str(address), port), timeout=timeout)
 
 
-def parse_allowlist(text: str) -> tuple[IPNetwork, ...]:
-    """Networks from a comma-separated CIDR list, e.g. ``"10.0.0.0/8, ::1/128"``."""
-    return tuple(ipaddress.ip_network(part.strip(), strict=False)
-                 for part in text.split(",") if part.strip())
-
-
 @dataclass(frozen=True)
 class Deadline:
     """One point in time that a whole fetch must finish by."""

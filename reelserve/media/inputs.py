@@ -24,8 +24,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from reelserve.catalog import JobParams
 from reelserve.engines.base import ElementImages, GenerationInputs
 from reelserve.errors import FetchError, InputError, NotFound
-from reelserve.media.fetch_policy import FetchPolicy, parse_allowlist
-from reelserve.settings import Settings
+from reelserve.media.fetch_policy import FetchPolicy
+from reelserve.settings import FetchSettings
 
 # Formats a start image may come in; the rest of Pillow's readers (EPS through
 # Ghostscript, PSD, ICNS, ...) are never tried on a stranger's bytes.
@@ -53,12 +53,11 @@ class ImageFetcher:
         self.read_input = read_input
 
     @classmethod
-    def from_settings(cls, settings: Settings,
+    def from_settings(cls, fetch: FetchSettings,
                       read_input: InputReader | None = None) -> ImageFetcher:
-        """The fetcher a worker uses: caps, deadline and allowlist from ``settings``."""
-        return cls(max_bytes=settings.max_input_bytes, timeout_s=settings.input_timeout_s,
-                   policy=FetchPolicy(parse_allowlist(settings.fetch_allow_cidrs)),
-                   read_input=read_input)
+        """The fetcher a worker uses: caps, deadline and allowlist from the fetch section."""
+        return cls(max_bytes=fetch.max_input_bytes, timeout_s=fetch.input_timeout_s,
+                   policy=FetchPolicy(fetch.allow_networks), read_input=read_input)
 
     def load_inputs(self, params: JobParams) -> GenerationInputs:
         def load(field: str, url: str | None) -> Image.Image | None:

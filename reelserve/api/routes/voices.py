@@ -53,7 +53,7 @@ async def list_voices(key: CallerKey, context: Context) -> JSONResponse:
 
 def _fetch_sample(settings: Settings, url: str) -> bytes:
     try:
-        return ImageFetcher.from_settings(settings).load_bytes("voice_url", url)
+        return ImageFetcher.from_settings(settings.fetch).load_bytes("voice_url", url)
     except InputError as error:
         raise InvalidParameter("voice_url", error.reason) from error
 
