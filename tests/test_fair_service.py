@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -85,4 +86,29 @@ def test_an_idle_worker_takes_a_new_job_without_polling(tmp_path: Path,
     finally:
         worker.kill()  # idle and blocked for up to a minute: nothing to hand back
         worker.wait()
+        service.stop()
+
+
+def test_the_event_stream_says_why_a_job_waits_until_a_worker_comes(
+        tmp_path: Path, backend: dict[str, str]) -> None:
+    service = make_service(tmp_path, workers=0, **backend)
+    try:
+        with service.client() as client:
+            request_id = client.post(f"/v2/{T2V}", json={**FAST, "prompt": "wait"}
+                                     ).json()["request_id"]
+            events = []
+            with client.stream("GET", f"/v2/requests/{request_id}/events",
+                               timeout=60) as response:
+                for line in response.iter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    events.append(json.loads(line[6:]))
+                    if len(events) == 1:  # the job waits, and says why: now a worker comes
+                        _worker(service, "--models", T2V)
+                    if events[-1]["status"] in ("COMPLETED", "FAILED"):
+                        break
+        assert events[0]["status"] == "QUEUED"
+        assert events[0]["waiting_for"] == f"a worker for {T2V}"
+        assert events[-1]["status"] == "COMPLETED" and "waiting_for" not in events[-1]
+    finally:
         service.stop()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import Request
 
+from reelserve.api.async_store import JobSighting
 from reelserve.api.context import ApiContext, CallerKey, Context
 from reelserve.api.job_views import credits_text, status_body
 from reelserve.catalog import schemas
@@ -107,7 +109,7 @@ def _job_response(body: dict[str, Any], job: Job, key: ApiKey) -> JSONResponse:
 async def _event_stream(context: ApiContext, job: Job, first_id: int) -> AsyncIterator[bytes]:
     first = await context.views.sight(job)
     yield _sse(first_id, "status", status_body(first))
-    event_id, last_sent = first_id + 1, _changing(job, first.queue_position)
+    event_id, last_sent = first_id + 1, _changing(first)
     if job.state.is_terminal:
         return
     async with context.watcher.subscribe(job.id) as subscription:
@@ -116,20 +118,25 @@ async def _event_stream(context: ApiContext, job: Job, first_id: int) -> AsyncIt
             if sighting is None:
                 yield b": keep-alive\n\n"
                 continue
-            if sighting.job is None:
+            seen = sighting.job
+            if seen is None:
                 yield _sse(event_id, "error", {"error": str(RequestNotFound(job.id))})
                 return
-            body = status_body(sighting)
-            if _changing(sighting.job, sighting.queue_position) != last_sent:
-                yield _sse(event_id, "status", body)
+            if seen.state is JobState.QUEUED:  # the same reason a poll would give
+                sighting = replace(sighting,
+                                   waiting_for=await context.views.waiting_for(seen.slug))
+            if _changing(sighting) != last_sent:
+                yield _sse(event_id, "status", status_body(sighting))
                 event_id += 1
-                last_sent = _changing(sighting.job, sighting.queue_position)
-            if sighting.job.state.is_terminal:
+                last_sent = _changing(sighting)
+            if seen.state.is_terminal:
                 return
 
 
-def _changing(job: Job, queue_position: int | None = None) -> tuple[Any, ...]:
-    return job.state, round(job.progress, 4), queue_position
+def _changing(sighting: JobSighting) -> tuple[Any, ...]:
+    job = sighting.job
+    assert job is not None
+    return job.state, round(job.progress, 4), sighting.queue_position, sighting.waiting_for
 
 
 def _sse(event_id: int, kind: str, data: dict[str, Any]) -> bytes:
