@@ -27,17 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import secrets
+import threading
 import time
 import urllib.parse
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import anyio
 
@@ -46,6 +48,8 @@ from reelserve.errors import FetchError
 from reelserve.jobs import JobStore, WebhookDelivery
 from reelserve.media.fetch_policy import Deadline, FetchPolicy
 from reelserve.settings import WebhookSettings
+
+T = TypeVar("T")
 
 log = logging.getLogger("reelserve.webhooks")
 SEND_LEASE_S = 60.0  # how long one sender holds a delivery while it tries (or defers) it
@@ -115,7 +119,6 @@ class WebhookSender:
         # key id -> (delivery, when it was claimed), waiting for that key's next slot
         self._waiting: dict[int, deque[tuple[WebhookDelivery, float]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._threads: anyio.CapacityLimiter | None = None
         self._slow_failure_s = 0.9 * min(settings.connect_timeout_s, settings.timeout_s)
 
     async def run_forever(self, interval_s: float = 0.5) -> None:
@@ -188,7 +191,9 @@ class WebhookSender:
             if left > 0:
                 self._in_flight[delivery.key_id] = left
             self._show_load()
-            if not done.cancelled() and done.exception() is not None:
+            if done.cancelled():
+                return  # the sender is stopping: start nothing more
+            if done.exception() is not None:
                 log.error("webhook send failed", exc_info=done.exception())
             self._start_waiting(delivery.key_id)
 
@@ -253,11 +258,10 @@ class WebhookSender:
         return {"type": kind, "timestamp": at, "data": data}
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[str, bool]:
-        # Threads of their own: a hanging receiver never holds one the submits need.
-        if self._threads is None:
-            self._threads = anyio.CapacityLimiter(self.settings.concurrency)
-        return await anyio.to_thread.run_sync(self._post_now, url, body, headers,
-                                              limiter=self._threads)
+        # A thread of its own per send (at most ``concurrency`` run): a hanging receiver
+        # never holds a thread the submits need, and a daemon thread, so a send still
+        # under way when the server stops cannot keep the process alive.
+        return await in_daemon_thread(self._post_now, url, body, headers)
 
     def _post_now(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[str, bool]:
         deadline = Deadline.after(self.settings.timeout_s)
@@ -270,6 +274,31 @@ class WebhookSender:
         except FetchError as error:
             return error.reason[:300], False
         return f"HTTP {status}", 200 <= status < 300
+
+
+async def in_daemon_thread(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)`` on a new daemon thread; its answer, or its exception, awaited here."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(cast(T, result))
+
+    def run() -> None:
+        try:
+            result, error = call(*args), None
+        except BaseException as raised:  # handed to the awaiting task, not lost here
+            result, error = None, raised
+        with contextlib.suppress(RuntimeError):  # the loop closed while the call ran
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="webhook-send", daemon=True).start()
+    return await done
 
 
 def _host(url: str) -> str:
