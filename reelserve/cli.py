@@ -235,7 +235,8 @@ def worker(data_dir: DataDir = None, store_url: StoreUrl = None,
 
         report_worker_gpu(worker_id, int(settings.worker_gpu), stop)
     try:
-        Worker(settings, _open_store(settings), _open_storage(settings), worker_id).run(stop)
+        Worker(settings.worker, _open_store(settings), _open_storage(settings),
+               worker_id).run(stop)
     except EngineUnavailable as error:
         _fail(error.message, EXIT_ENGINE_UNAVAILABLE)
 
