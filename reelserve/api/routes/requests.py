@@ -34,10 +34,9 @@ async def request_status_lean(request: Request) -> Response:
     """The status poll, served without FastAPI's parameter solving (``api/lean_routes.py``)."""
     context: ApiContext = request.app.state.context
     key = await context.keys.require_key(request)
-    job = await context.views.own_job(key, request.path_params["request_id"])
-    status = 422 if job.state is JobState.FAILED else 200
-    return CreditsJsonResponse(await context.views.status_body(job), status,
-                               credits_text(key.balance))
+    sighting = await context.views.own_sighting(key, request.path_params["request_id"])
+    status = 422 if sighting.job is not None and sighting.job.state is JobState.FAILED else 200
+    return CreditsJsonResponse(status_body(sighting), status, credits_text(key.balance))
 
 
 @router.get("/v2/requests/{request_id}/status", response_model=schemas.StatusBody,
