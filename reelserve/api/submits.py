@@ -1,6 +1,6 @@
 """The submit path: a checked key and body become a queued job with its price held.
 
-Order of checks (docs/contract-decisions.md): key (by the route's dependency),
+Order of checks (docs/contract-decisions.md): key (by the route, before this),
 model, the key's model scope, the rate limit, the body, then credits in the store.
 Everything a job needs besides the body's fields is prepared in ``prepare_order``,
 the one step between a parsed body and the store write.
