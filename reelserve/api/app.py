@@ -16,6 +16,7 @@ from reelserve.api.docs_assets import add_docs_pages
 from reelserve.api.errors import install_error_handlers
 from reelserve.api.job_views import JobViews
 from reelserve.api.job_watcher import JobWatcher
+from reelserve.api.lean_routes import serve_first
 from reelserve.api.playground import add_playground_routes
 from reelserve.api.request_metrics import RequestMetrics
 from reelserve.api.routes import operations, outputs, requests, submit, voices
@@ -72,4 +73,5 @@ def create_app(settings: ApiSettings, store: JobStore, storage: Storage) -> Fast
     add_playground_routes(app)
     add_docs_pages(app)
     app.include_router(operations.router)
+    serve_first(app, [submit.lean_route(), requests.lean_route()])
     return app

@@ -8,7 +8,6 @@ are ignored; image fields sent to text2video are ignored too.
 from __future__ import annotations
 
 import math
-import os
 import random
 import re
 from dataclasses import asdict, dataclass, field
@@ -206,9 +205,11 @@ def _boolean(body: dict[str, Any], name: str, *, default: bool) -> bool:
 
 def _seed(value: Any, rng: random.Random | None) -> int:
     if value is None:
-        # Four bytes from the OS are a uniform 0..MAX_SEED seed; randint's general
-        # path costs several times more per submit.
-        return rng.randint(0, MAX_SEED) if rng else int.from_bytes(os.urandom(4), "big")
+        # 32 random bits are a uniform 0..MAX_SEED seed. A seed is no secret, so the
+        # process's Mersenne Twister (reseeded from the OS after a fork) serves: no
+        # system call, which on the submit path would hand the GIL to the store's
+        # writing thread and wait to get it back; randint's general path costs more.
+        return rng.randint(0, MAX_SEED) if rng else random.getrandbits(32)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
         raise InvalidParameter("seed", f"must be an integer from 0 to {MAX_SEED}")
     return int(value)

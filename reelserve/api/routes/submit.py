@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
@@ -16,6 +16,7 @@ from starlette.requests import Request
 from reelserve.api.context import ApiContext, Authenticated
 from reelserve.api.errors import error_response
 from reelserve.api.job_views import credits_text
+from reelserve.api.lean_routes import CreditsJsonResponse, LeanRoute, lean_copy
 from reelserve.catalog import MODELS, schemas
 from reelserve.errors import JobFailed, RequestNotFound, SyncTimeout
 from reelserve.jobs import Job, JobState
@@ -48,13 +49,31 @@ def _submit_openapi(model: type[BaseModel]) -> dict[str, Any]:
 SUBMIT_DOC = _submit_openapi(schemas.Text2VideoRequest)
 
 
+async def submit_async_lean(request: Request) -> Response:
+    """``POST /v2/{slug}``, served without FastAPI's parameter solving (``api/lean_routes.py``).
+
+    The key is checked first, as the ``Authenticated`` dependency does on other routes.
+    """
+    context: ApiContext = request.app.state.context
+    key = await context.keys.require_key(request)
+    job, balance = await context.submitter.submit(request, key, request.path_params["slug"])
+    return CreditsJsonResponse(context.views.urls(job.id), 200, credits_text(balance))
+
+
 @router.post("/v2/{slug}", response_model=schemas.SubmitResponse, openapi_extra=SUBMIT_DOC,
              responses={400: {"model": schemas.ErrorBody}})
-async def submit_async(slug: Slug, request: Request, caller: Authenticated) -> JSONResponse:
-    context, key = caller
-    job, balance = await context.submitter.submit(request, key, slug)
-    return JSONResponse(context.views.urls(job.id),
-                        headers={"x-remaining-credits": credits_text(balance)})
+async def submit_async(slug: Slug, request: Request) -> Response:
+    # The OpenAPI entry (a docstring would show there); ``submit_async_lean`` serves the path.
+    return await submit_async_lean(request)
+
+
+def lean_route() -> LeanRoute:
+    """``submit_async_lean`` for the catalog's slugs, ahead of every router.
+
+    Another slug may be a route of its own (``/v2/kling-create-voice``), so it goes
+    the FastAPI way: to that route, or to ``submit_async`` (a 404 after the key check).
+    """
+    return lean_copy(router, submit_async, submit_async_lean, only={"slug": MODELS})
 
 
 @router.post("/v1/{slug}", openapi_extra=SUBMIT_DOC,
