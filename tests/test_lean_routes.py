@@ -35,8 +35,8 @@ MASKS = [(re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 
 def _app(data_dir: Path, *, lean: bool) -> tuple[FastAPI, str, str]:
     config = Settings(data_dir=data_dir, rate_limit=0, max_body_bytes=10_000)
-    store = open_store(config)
-    app = create_app(config, store, LocalStorage(config.outputs_dir))
+    store = open_store(config.store_section)
+    app = create_app(config.api, store, LocalStorage(config.outputs_dir))
     if not lean:
         app.router.routes[:] = [route for route in app.router.routes
                                 if not isinstance(route, LeanRoute)]
