@@ -24,6 +24,7 @@ from reelserve.engines.preview.spec import SceneSpec
 Image = npt.NDArray[np.float32]
 Rgb = npt.NDArray[np.uint8]
 INV_255 = 1.0 / 255.0
+FOG_DRIFT = 0.01  # view widths a second the fog bank drifts
 
 
 def _streaks(rng: np.random.Generator, w: int, h: int, count: int, length: int) -> Image:
@@ -106,7 +107,7 @@ class Atmosphere:
         shift = int(-(pose.pan_x + 0.5 * pose.truck_x) * self.w)
         effects = self.effects
         if "fog" in effects:
-            start = int(seconds * self.w * 0.03 + shift) % self.w
+            start = int(seconds * self.w * FOG_DRIFT + shift) % self.w
             _blend_toward(out, self.fog_inverse[:, start:start + self.w],
                           self.fog_colour[:, start:start + self.w])
         if "shafts" in effects:
