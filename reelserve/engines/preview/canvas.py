@@ -105,9 +105,9 @@ def noise_field(rng: np.random.Generator, width: int, height: int, blur: float) 
     # Blurred on the coarse grid, then enlarged: the same soft field as blurring at full
     # size by ``blur / 2``, without a kernel hundreds of pixels wide (the fog's was 270).
     sigma = blur / 2.0
-    base = cv2.GaussianBlur(base, (0, 0), sigmaX=sigma * small_w / width,
-                            sigmaY=sigma * small_h / height)
-    field = cv2.resize(base, (width, height), interpolation=cv2.INTER_CUBIC)
+    coarse = cv2.GaussianBlur(base, (0, 0), sigmaX=sigma * small_w / width,
+                              sigmaY=sigma * small_h / height)
+    field = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
     lo, hi = float(field.min()), float(field.max())
     return ((field - lo) / (hi - lo + 1e-6)).astype(np.float32)
 
