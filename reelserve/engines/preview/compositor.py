@@ -45,10 +45,9 @@ def prepare(layer: Layer) -> PreparedLayer:
     """Premultiply ``layer`` once per shot and find the box it paints."""
     rgba = layer.rgba
     alpha = rgba[..., 3]
-    premultiplied = np.empty_like(rgba)
-    alpha3 = cv2.cvtColor(alpha, cv2.COLOR_GRAY2RGB)
-    premultiplied[..., :3] = cv2.multiply(rgba[..., :3].copy(), alpha3, scale=INV_255)
-    premultiplied[..., 3] = alpha
+    # One pass over all four channels; alpha * 255 / 255 leaves the alpha itself.
+    gains = cv2.merge((alpha, alpha, alpha, np.full_like(alpha, 255)))
+    premultiplied = np.asarray(cv2.multiply(rgba, gains, scale=INV_255), dtype=np.uint8)
     see_through = np.flatnonzero(alpha.min(axis=1) < 255)
     if see_through.size == 0:
         solid_from: int | None = 0
