@@ -77,7 +77,10 @@ class Compositor:
         w, h = view_size
         self._inverse = np.empty(h * w * 3, np.uint8)
         self._colour = np.empty(h * w * 3, np.uint8)
-        # Per layer: the affine and view box of its last warp, and the warped pixels.
+        # Per layer: a buffer its warps are written into (no array is allocated per
+        # frame, which fragmented the heap as the shot went on), and the affine and
+        # view box of the warp it holds.
+        self._warp_buffers = [np.empty(h * w * 4, np.uint8) for _ in self.layers]
         self._last_warp: list[tuple[bytes, Rgba] | None] = [None] * len(self.layers)
 
     def compose(self, pose: CameraPose) -> Rgb:
@@ -137,9 +140,10 @@ class Compositor:
         shifted = matrix.copy()
         shifted[0, 2] -= left
         shifted[1, 2] -= top
-        warped = np.asarray(cv2.warpAffine(
-            self.layers[index].premultiplied, shifted, (right - left, bottom - top),
-            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), dtype=np.uint8)
+        band = (bottom - top, right - left, 4)
+        warped = self._warp_buffers[index][:band[0] * band[1] * 4].reshape(band)
+        cv2.warpAffine(self.layers[index].premultiplied, shifted, (band[1], band[0]),
+                       dst=warped, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         self._last_warp[index] = (key, warped)
         return warped
 
