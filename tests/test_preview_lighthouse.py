@@ -89,8 +89,9 @@ def test_the_lamp_sweeps_a_beam_in_the_dark_and_not_by_day(palette: str, lit: bo
         beams.append(brighter.max(axis=2) > 30)
     lit_share = [float(beam.mean()) for beam in beams]
     # Over a turn the beam lights a broad band, sometimes to the left of the lamp and
-    # sometimes to the right, and almost nothing while it points at or away from us.
+    # sometimes to the right, and little while it points at or away from us (the lamp
+    # stands near the right edge here, so even the beam out to the right lights ~1 %).
     assert max(lit_share) > 0.03
-    assert min(lit_share) < 0.01
+    assert min(lit_share) < max(lit_share) / 4
     columns = [np.flatnonzero(beam.any(axis=0)).mean() for beam in beams if beam.mean() > 0.03]
     assert max(columns) - min(columns) > VIEW[0] * 0.1

@@ -24,11 +24,24 @@ from reelserve.engines.preview.spec import SceneSpec
 Image = npt.NDArray[np.float32]
 Rgb = npt.NDArray[np.uint8]
 INV_255 = 1.0 / 255.0
+FOG_DRIFT = 0.01  # view widths a second the fog bank drifts
 
 
-def _streaks(rng: np.random.Generator, w: int, h: int, count: int, length: int) -> Image:
+Points = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64] | float]
+UNUSED: Rgb = np.zeros((0, 0), np.uint8)  # the texture of an effect the shot does not show
+
+
+def _scatter(rng: np.random.Generator, w: int, h: int, count: int, weighted: bool) -> Points:
+    """Random (row, column, weight) points; drawn for every texture, used or not, so the
+    generator's stream, and with it every later texture, stays the same."""
+    # The weights are drawn first, as ``dots[rows, cols] = rng.uniform(...)`` drew them.
+    weights = rng.uniform(0.4, 1.0, count) if weighted else 1.0
+    return rng.integers(0, h, count), rng.integers(0, w, count), weights
+
+
+def _streaks(points: Points, w: int, h: int, length: int) -> Image:
     dots = np.zeros((h, w), np.float32)
-    dots[rng.integers(0, h, count), rng.integers(0, w, count)] = 1.0
+    dots[points[0], points[1]] = points[2]
     kernel = np.zeros((length, length), np.float32)
     for k in range(length):  # a slanted line: rain falls with the wind
         kernel[k, min(length - 1, int(k * 0.25))] = 1.0
@@ -37,9 +50,9 @@ def _streaks(rng: np.random.Generator, w: int, h: int, count: int, length: int) 
     return np.asarray(cv2.GaussianBlur(streaks, (0, 0), 0.7), dtype=np.float32)
 
 
-def _dots(rng: np.random.Generator, w: int, h: int, count: int, sigma: float) -> Image:
+def _dots(points: Points, w: int, h: int, sigma: float) -> Image:
     dots = np.zeros((h, w), np.float32)
-    dots[rng.integers(0, h, count), rng.integers(0, w, count)] = rng.uniform(0.4, 1.0, count)
+    dots[points[0], points[1]] = points[2]
     blurred = cv2.GaussianBlur(dots, (0, 0), sigmaX=sigma)
     return np.asarray(blurred / (float(blurred.max()) + 1e-6), dtype=np.float32)
 
@@ -74,26 +87,36 @@ class Atmosphere:
         rows = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
         # Fog pools around the horizon and thins toward the top of the sky.
         profile = np.clip(1.0 - np.abs(rows - HORIZON) * 1.6, 0.1, 1.0) ** 1.5
-        # Every texture is drawn whether used or not: the generator's stream stays the same.
-        fog_alpha = (0.08 + 0.5 * noise_field(rng, 2 * w, h, blur=h / 4.0) * profile)[..., None]
-        self.fog_inverse = _u8(np.broadcast_to(255.0 * (1.0 - fog_alpha), (h, 2 * w, 3)))
-        self.fog_colour = _u8(fog_alpha * self.fog_color)
-        self.rain = _u8(_streaks(rng, w, h, count=w * h // 400, length=max(5, h // 24)) * 110.0)
-        snow = np.maximum(_dots(rng, w, h, w * h // 700, 0.9),
-                          0.6 * _dots(rng, w, h, w * h // 500, 0.6)) * 0.9
-        self.snow_alpha = _u8(snow * 255.0)
-        self.snow_colour = _u8(snow * 250.0)
-        self.dust = _u8(_dots(rng, w, h, w * h // 900, 0.8)[..., None] * (self.light * 0.8))
-        self.shafts = _u8(self._shafts(rng)[..., None] * (self.light * 0.3))
+        fog_alpha = 0.08 + 0.5 * noise_field(rng, 2 * w, h, blur=h / 4.0) * profile
+        self.fog_inverse = _as_rgb(_u8(255.0 * (1.0 - fog_alpha)))
+        self.fog_colour = _u8(fog_alpha[..., None] * self.fog_color)
+        rain_at = _scatter(rng, w, h, w * h // 400, weighted=False)
+        snow_at = (_scatter(rng, w, h, w * h // 700, weighted=True),
+                   _scatter(rng, w, h, w * h // 500, weighted=True))
+        dust_at = _scatter(rng, w, h, w * h // 900, weighted=True)
+        rays = noise_field(rng, 720, 1, blur=6.0)[0]
         count = 24
         self.flies = rng.uniform(0.0, 1.0, (count, 4)).astype(np.float32)
         self.birds = rng.uniform(0.0, 1.0, (7, 2)).astype(np.float32)
+        # Only the textures this shot shows are made: the shot waits for them.
+        used = self.effects
+        self.rain = (_u8(_streaks(rain_at, w, h, length=max(5, h // 24)) * 110.0)
+                     if "rain" in used else UNUSED)
+        self.snow_alpha, self.snow_colour = UNUSED, UNUSED
+        if "snow" in used:
+            snow = np.maximum(_dots(snow_at[0], w, h, 0.9),
+                              0.6 * _dots(snow_at[1], w, h, 0.6)) * 0.9
+            self.snow_alpha = _u8(snow * 255.0)
+            self.snow_colour = _u8(snow * 250.0)
+        self.dust = (_u8(_dots(dust_at, w, h, 0.8)[..., None] * (self.light * 0.8))
+                     if "dust" in used else UNUSED)
+        self.shafts = (_u8(self._shafts(rays)[..., None] * (self.light * 0.3))
+                       if "shafts" in used else UNUSED)
 
-    def _shafts(self, rng: np.random.Generator) -> Image:
+    def _shafts(self, rays: Image) -> Image:
         yy, xx = np.mgrid[0:self.h, 0:self.w].astype(np.float32)
         lx, ly = self.light_pos
         angle = np.arctan2(yy - ly, xx - lx)
-        rays = noise_field(rng, 720, 1, blur=6.0)[0]
         index = ((angle + math.pi) / (2 * math.pi) * 719).astype(np.int32)
         dist = np.hypot(xx - lx, yy - ly) / self.h
         # Rays fan downward from the light; upward ones would look like a starburst.
@@ -106,7 +129,7 @@ class Atmosphere:
         shift = int(-(pose.pan_x + 0.5 * pose.truck_x) * self.w)
         effects = self.effects
         if "fog" in effects:
-            start = int(seconds * self.w * 0.03 + shift) % self.w
+            start = int(seconds * self.w * FOG_DRIFT + shift) % self.w
             _blend_toward(out, self.fog_inverse[:, start:start + self.w],
                           self.fog_colour[:, start:start + self.w])
         if "shafts" in effects:

@@ -17,6 +17,7 @@ import numpy.typing as npt
 CAMERA_MOVES = (
     "push_in", "pull_back", "pan", "tilt", "orbit", "crane", "static", "handheld", "truck",
 )
+FAR_ZOOM = 0.0  # how much of the zoom reaches layers at infinity
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def layer_matrix(
     """
     lw, lh = layer_size
     vw, vh = view_size
-    scale = pose.zoom ** (0.3 + 1.0 * nearness)
+    scale = pose.zoom ** (FAR_ZOOM + 1.0 * nearness)
     dx = -(pose.pan_x + pose.truck_x * nearness) * vw
     dy = (pose.pan_y + pose.truck_y * nearness) * vh
     angle = math.radians(pose.roll)

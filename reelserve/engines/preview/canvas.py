@@ -102,8 +102,12 @@ def noise_field(rng: np.random.Generator, width: int, height: int, blur: float) 
     """Blurred white noise normalised to 0..1: clouds, fog banks, textures."""
     small_w, small_h = max(4, int(width / blur * 2)), max(4, int(height / blur * 2))
     base = rng.random((small_h, small_w), dtype=np.float32)
-    field = cv2.resize(base, (width, height), interpolation=cv2.INTER_CUBIC)
-    field = cv2.GaussianBlur(field, (0, 0), sigmaX=blur / 2.0)
+    # Blurred on the coarse grid, then enlarged: the same soft field as blurring at full
+    # size by ``blur / 2``, without a kernel hundreds of pixels wide (the fog's was 270).
+    sigma = blur / 2.0
+    coarse = cv2.GaussianBlur(base, (0, 0), sigmaX=sigma * small_w / width,
+                              sigmaY=sigma * small_h / height)
+    field = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
     lo, hi = float(field.min()), float(field.max())
     return ((field - lo) / (hi - lo + 1e-6)).astype(np.float32)
 

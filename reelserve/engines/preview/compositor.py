@@ -6,7 +6,10 @@ OpenCV runs with SIMD, instead of float blends over every pixel. Linear warps
 of premultiplied colour also keep soft edges free of dark fringes. A layer that
 covers only the lower part of its canvas (ridges, fields, the ground) is warped
 and blended only over the rows of the view it can reach, and not at all below
-the row where a nearer layer becomes solid (it would be painted over there).
+the row where a nearer layer becomes solid (it would be painted over there);
+a narrow one (a figure, a boat) only over the columns it can reach. A layer
+whose affine is the same as in the previous frame (the sky during a push-in, every
+layer when the camera holds still) is not warped again.
 """
 
 from __future__ import annotations
@@ -42,10 +45,9 @@ def prepare(layer: Layer) -> PreparedLayer:
     """Premultiply ``layer`` once per shot and find the box it paints."""
     rgba = layer.rgba
     alpha = rgba[..., 3]
-    premultiplied = np.empty_like(rgba)
-    alpha3 = cv2.cvtColor(alpha, cv2.COLOR_GRAY2RGB)
-    premultiplied[..., :3] = cv2.multiply(rgba[..., :3].copy(), alpha3, scale=INV_255)
-    premultiplied[..., 3] = alpha
+    # One pass over all four channels; alpha * 255 / 255 leaves the alpha itself.
+    gains = cv2.merge((alpha, alpha, alpha, np.full_like(alpha, 255)))
+    premultiplied = np.asarray(cv2.multiply(rgba, gains, scale=INV_255), dtype=np.uint8)
     see_through = np.flatnonzero(alpha.min(axis=1) < 255)
     if see_through.size == 0:
         solid_from: int | None = 0
@@ -73,8 +75,13 @@ class Compositor:
         self.canvas_size = canvas_size
         self.view_size = view_size
         w, h = view_size
-        self._inverse = np.empty((h, w, 3), np.uint8)
-        self._colour = np.empty((h, w, 3), np.uint8)
+        self._inverse = np.empty(h * w * 3, np.uint8)
+        self._colour = np.empty(h * w * 3, np.uint8)
+        # Per layer: a buffer its warps are written into (no array is allocated per
+        # frame, which fragmented the heap as the shot went on), and the affine and
+        # view box of the warp it holds.
+        self._warp_buffers = [np.empty(h * w * 4, np.uint8) for _ in self.layers]
+        self._last_warp: list[tuple[bytes, Rgba] | None] = [None] * len(self.layers)
 
     def compose(self, pose: CameraPose) -> Rgb:
         """A fresh (h, w, 3) uint8 frame of every layer seen from ``pose``."""
@@ -88,10 +95,10 @@ class Compositor:
             top, bottom = self._rows_reached(layer, matrix)
             bands.append((top, min(bottom, hidden_below)))
             hidden_below = min(hidden_below, self._solid_below(layer, matrix))
-        for layer, matrix, (top, bottom) in zip(self.layers, matrices, reversed(bands),
-                                                strict=True):
+        for index, (matrix, (top, bottom)) in enumerate(zip(matrices, reversed(bands),
+                                                            strict=True)):
             if bottom > top:
-                self._draw(layer, matrix, out, top, bottom)
+                self._draw(index, matrix, out, top, bottom)
         return out
 
     def _solid_below(self, layer: PreparedLayer, matrix: Matrix) -> int:
@@ -113,19 +120,47 @@ class Compositor:
         bottom = h if y1 >= self.canvas_size[1] else min(h, int(np.ceil(ys.max())) + EDGE)
         return top, bottom
 
-    def _draw(self, layer: PreparedLayer, matrix: Matrix, out: Rgb, top: int,
-              bottom: int) -> None:
-        """Warp ``layer`` over view rows ``top:bottom`` and lay it over ``out`` there."""
+    def _columns_reached(self, layer: PreparedLayer, matrix: Matrix) -> tuple[int, int]:
+        x0, y0, x1, y1 = layer.box
+        corners = np.array([[x0, y0, 1.0], [x1, y0, 1.0], [x0, y1, 1.0], [x1, y1, 1.0]])
+        xs = corners @ matrix[0]
+        w = self.view_size[0]
+        # Paint replicated beyond the top or bottom edge reaches sideways once rolled.
+        if x0 <= 0 or x1 >= self.canvas_size[0] or y0 <= 0 or y1 >= self.canvas_size[1]:
+            return 0, w
+        return max(0, int(np.floor(xs.min())) - EDGE), min(w, int(np.ceil(xs.max())) + EDGE)
+
+    def _warped(self, index: int, matrix: Matrix, top: int, bottom: int, left: int,
+                right: int) -> Rgba:
+        """Layer ``index`` warped into the view box, or its last warp if nothing moved."""
+        key = matrix.tobytes() + np.array((top, bottom, left, right)).tobytes()
+        last = self._last_warp[index]
+        if last is not None and last[0] == key:
+            return last[1]
         shifted = matrix.copy()
+        shifted[0, 2] -= left
         shifted[1, 2] -= top
-        band = (self.view_size[0], bottom - top)
-        warped = cv2.warpAffine(layer.premultiplied, shifted, band, flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
-        rows = out[top:bottom]
+        band = (bottom - top, right - left, 4)
+        warped = self._warp_buffers[index][:band[0] * band[1] * 4].reshape(band)
+        cv2.warpAffine(self.layers[index].premultiplied, shifted, (band[1], band[0]),
+                       dst=warped, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        self._last_warp[index] = (key, warped)
+        return warped
+
+    def _draw(self, index: int, matrix: Matrix, out: Rgb, top: int, bottom: int) -> None:
+        """Warp layer ``index`` over view rows ``top:bottom`` and lay it over ``out`` there."""
+        layer = self.layers[index]
+        left, right = self._columns_reached(layer, matrix)
+        if right <= left:
+            return
+        warped = self._warped(index, matrix, top, bottom, left, right)
+        rows = out[top:bottom, left:right]
         if layer.opaque:
             cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB, dst=rows)
             return
-        inverse, colour = self._inverse[:bottom - top], self._colour[:bottom - top]
+        size = rows.size
+        inverse = self._inverse[:size].reshape(rows.shape)
+        colour = self._colour[:size].reshape(rows.shape)
         cv2.mixChannels([warped], [inverse], [3, 0, 3, 1, 3, 2])
         cv2.bitwise_not(inverse, dst=inverse)
         cv2.mixChannels([warped], [colour], [0, 0, 1, 1, 2, 2])

@@ -31,15 +31,26 @@ K_WEIGHTING = (
 )
 
 
-def _k_weighted(audio: Audio) -> npt.NDArray[np.float64]:
-    samples = audio.shape[1]
+def _k_response(samples: int) -> npt.NDArray[np.complex128]:
+    """The K-weighting filters' response at each bin of an FFT long enough for ``samples``."""
     size = 1 << int(np.ceil(np.log2(samples + RATE)))
     z = np.exp(-1j * np.pi * np.arange(size // 2 + 1) / (size // 2))  # z^-1 at each bin
     response = np.ones_like(z)
     for b, a in K_WEIGHTING:
         response *= (b[0] + b[1] * z + b[2] * z * z) / (a[0] + a[1] * z + a[2] * z * z)
-    spectrum = np.fft.rfft(audio.astype(np.float64), size, axis=1) * response
-    return np.fft.irfft(spectrum, size, axis=1)[:, :samples]
+    return np.asarray(response, dtype=np.complex128)
+
+
+def _block_power(channel: npt.NDArray[np.float32], response: npt.NDArray[np.complex128],
+                 block: int, step: int) -> npt.NDArray[np.float64]:
+    """Mean square of one K-weighted channel over every ``block`` samples, ``step`` apart."""
+    size = 2 * (response.size - 1)
+    spectrum = np.fft.rfft(channel.astype(np.float64), size) * response
+    weighted = np.fft.irfft(spectrum, size)[:channel.size]
+    del spectrum
+    sums = np.concatenate([[0.0], np.cumsum(weighted**2)])
+    starts = np.arange(0, channel.size - block + 1, step)
+    return np.asarray((sums[starts + block] - sums[starts]) / block, dtype=np.float64)
 
 
 def _to_lufs(mean_square: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -52,11 +63,13 @@ def integrated_loudness(audio: Audio) -> float:
     block, step = int(BLOCK_S * RATE), int(STEP_S * RATE)
     if audio.shape[1] < block:
         return float("-inf")
-    weighted = _k_weighted(audio)
-    sums = np.concatenate([np.zeros((audio.shape[0], 1)), np.cumsum(weighted**2, axis=1)], axis=1)
-    starts = np.arange(0, audio.shape[1] - block + 1, step)
-    # Per block: the channels' mean squares, summed (left and right both weigh 1.0).
-    power = ((sums[:, starts + block] - sums[:, starts]) / block).sum(axis=0)
+    # Per block: the channels' mean squares, summed (left and right both weigh 1.0). One
+    # channel at a time: a 15 s track's padded spectra take tens of MB per channel, and
+    # the soundtrack is built while the first frames are being encoded.
+    response = _k_response(audio.shape[1])
+    power = _block_power(audio[0], response, block, step)
+    for channel in audio[1:]:
+        power += _block_power(channel, response, block, step)
     kept = power[_to_lufs(power) > ABSOLUTE_GATE]
     if kept.size == 0:
         return float("-inf")
