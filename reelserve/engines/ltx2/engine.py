@@ -13,6 +13,7 @@ at a time, converted on a thread ahead of it (``frames.planes_ahead``).
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from reelserve.engines.ltx2.runtime import (
     import_torch,
     load_components,
 )
+from reelserve.engines.ltx2.schedule import StageSchedulers
 from reelserve.errors import EngineError, EngineUnavailable, Interrupted
 from reelserve.media.encode import AUDIO_RATE, Mp4Writer
 from reelserve.model_store import resolve_model_path
@@ -175,6 +177,7 @@ class Ltx2Engine:
                   "max_sequence_length": self.profile.max_sequence_length}
         conditions = self._conditions(shot, inputs)
         last = "pt" if len(stages) == 1 else "latent"
+        self.pipe.scheduler = self.schedulers.for_sampling(base)
         output = self.pipe(conditions=conditions or None, width=first.width, height=first.height,
                            output_type=last, **embeds, **common, **base)
         if len(stages) == 1:
@@ -187,6 +190,7 @@ class Ltx2Engine:
         embeds = prompts.get(shot.prompt, guided=_guided(refine_sampling))
         if self.profile.refine_lora:
             self.pipe.enable_lora()
+        self.pipe.scheduler = self.schedulers.for_sampling(refine_sampling)
         try:
             return self.pipe(conditions=self._conditions(shot, inputs) or None,
                              width=refine.width, height=refine.height, latents=upsampled,
@@ -195,6 +199,11 @@ class Ltx2Engine:
         finally:
             if self.profile.refine_lora:
                 self.pipe.disable_lora()
+
+    @cached_property
+    def schedulers(self) -> StageSchedulers:
+        """Per stage: shifted for a step count, exact for listed sigmas (``schedule.py``)."""
+        return StageSchedulers(self.pipe.scheduler)
 
     def upsampler_pipe(self) -> Any:
         from diffusers import LTX2LatentUpsamplePipeline
