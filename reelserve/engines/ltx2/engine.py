@@ -175,7 +175,7 @@ class Ltx2Engine:
         common = {"num_frames": shot.generate_frames, "frame_rate": float(FPS),
                   "generator": generator, "callback_on_step_end": on_step,
                   "max_sequence_length": self.profile.max_sequence_length}
-        conditions = self._conditions(shot, inputs)
+        conditions = shot_conditions(shot, inputs)
         last = "pt" if len(stages) == 1 else "latent"
         self.pipe.scheduler = self.schedulers.for_sampling(base)
         output = self.pipe(conditions=conditions or None, width=first.width, height=first.height,
@@ -192,7 +192,7 @@ class Ltx2Engine:
             self.pipe.enable_lora()
         self.pipe.scheduler = self.schedulers.for_sampling(refine_sampling)
         try:
-            return self.pipe(conditions=self._conditions(shot, inputs) or None,
+            return self.pipe(conditions=shot_conditions(shot, inputs) or None,
                              width=refine.width, height=refine.height, latents=upsampled,
                              audio_latents=output.audio, output_type="pt", **embeds, **common,
                              **refine_sampling)
@@ -223,13 +223,6 @@ class Ltx2Engine:
         for hook in self.offload_hooks:  # the text encoder leaves the GPU once it is done
             hook.offload()
         return embeds, mask
-
-    def _conditions(self, shot: ShotJob, inputs: GenerationInputs) -> list[Any]:
-        # The full-resolution image, with no re-encode (crf 0): the pipeline resizes it
-        # to each stage's size itself, as Lightricks' code does.
-        return [PixelCondition(frames=_guide_image(guide, inputs).convert("RGB"),
-                               index=0, strength=guide.strength, crf=0,
-                               pixel_frame=guide.frame) for guide in shot.guides]
 
     def _sampling(self, sampling: dict[str, Any], cfg_scale: float) -> dict[str, Any]:
         moved = dict(sampling)
@@ -305,6 +298,17 @@ def create_engine(settings: Settings) -> Ltx2Engine:
     return Ltx2Engine(settings)
 
 
+def shot_conditions(shot: ShotJob, inputs: GenerationInputs) -> list[Any]:
+    """The pipeline's conditions for one shot: each guide's image at its pixel frame.
+
+    The full-resolution image, with no re-encode (crf 0): the pipeline resizes it to
+    each stage's size itself, as Lightricks' code does.
+    """
+    return [PixelCondition(frames=_guide_image(guide, inputs).convert("RGB"),
+                           index=0, strength=guide.strength, crf=0,
+                           pixel_frame=guide.frame) for guide in shot.guides]
+
+
 def _guided(sampling: dict[str, Any]) -> bool:
     return float(sampling.get("guidance_scale", 1.0)) > 1.0
 
@@ -321,7 +325,9 @@ def _guide_image(guide: Guide, inputs: GenerationInputs) -> Image.Image:
     if guide.image == "end" and inputs.end_image is not None:
         return inputs.end_image
     if guide.image.startswith("element:"):
-        frontal = inputs.elements[int(guide.image.partition(":")[2]) - 1].frontal
-        if frontal is not None:
-            return frontal
+        number, _, reference = guide.image.removeprefix("element:").partition(":")
+        element = inputs.elements[int(number) - 1]
+        image = element.references[int(reference) - 1] if reference else element.frontal
+        if image is not None:
+            return image
     raise EngineError(f"no image for the {guide.image} condition")
