@@ -172,7 +172,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, api_server(Path(tmp)) as (base_url, pid):
-        store = open_store(Settings(data_dir=Path(tmp)))
+        store = open_store(Settings(data_dir=Path(tmp)).store_section)
         keys = [issue_key(store, credits=10**12, name=f"load-{i}").secret
                 for i in range(args.keys)]
         store.close()

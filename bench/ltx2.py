@@ -76,7 +76,8 @@ def main() -> None:
     rounds = parser.parse_args().rounds
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        engine: Any = load_engine("ltx2", Settings(model_path=str(save_tiny_ltx2(root / "m"))))
+        settings = Settings(model_path=str(save_tiny_ltx2(root / "m")))
+        engine: Any = load_engine("ltx2", settings.engines)
         fixed = FixedOutput(engine.torch)
         engine._run_stages = lambda *args, **kwargs: fixed  # the pipeline call, replaced
         params = parse_submit(MODELS["kling-3-standard-text2video"],

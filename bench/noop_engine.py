@@ -6,7 +6,7 @@ from pathlib import Path
 
 from reelserve.catalog import JobParams
 from reelserve.engines.base import GenerationInputs, ProgressCallback, StopCheck
-from reelserve.settings import Settings
+from reelserve.settings_sections import CustomEngineSettings
 
 
 class NoopEngine:
@@ -20,5 +20,5 @@ class NoopEngine:
         output_path.write_bytes(b"")
 
 
-def create_engine(settings: Settings) -> NoopEngine:
+def create_engine(settings: CustomEngineSettings) -> NoopEngine:
     return NoopEngine()

@@ -58,7 +58,7 @@ LONG_SECONDS = 15
 
 def run_job(job: JobParams, path: Path) -> float:
     """Seconds for the whole preview job, as a worker would run it."""
-    engine = load_engine("preview", Settings())
+    engine = load_engine("preview", Settings().engines)
     began = time.perf_counter()
     engine.generate(job, GenerationInputs(), path, lambda f: None, lambda: False)
     return time.perf_counter() - began

@@ -58,7 +58,7 @@ def workers(settings: Settings, count: int, **env: str) -> Iterator[list[int]]:
     processes = [subprocess.Popen([sys.executable, "-m", "reelserve", "worker"], env=environ,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for _ in range(count)]
-    store = open_store(settings)
+    store = open_store(settings.store_section)
     try:
         wait_for_workers(store, count)
         yield [process.pid for process in processes]
@@ -118,7 +118,7 @@ def throughput(backend: str, tmp: Path, redis_url: str, jobs: int) -> None:
     for count in (1, 2, 4):
         settings = settings_for(backend, tmp / f"{backend}-tp-{count}", redis_url)
         with workers(settings, count):
-            store = open_store(settings)
+            store = open_store(settings.store_section)
             key = issue_key(store, credits=10**12).record
             started = time.perf_counter()
             store.submit_jobs([JobOrder(key.id, params(), 1) for _ in range(jobs)])  # type: ignore[arg-type]
@@ -134,7 +134,7 @@ def fairness(backend: str, tmp: Path, redis_url: str, jobs: int) -> None:
         settings = settings_for(backend, tmp / f"{backend}-fair-{mode}", redis_url,
                                 fair_dispatch=fair)
         with workers(settings, 2, fair_dispatch=str(fair)):
-            store = open_store(settings)
+            store = open_store(settings.store_section)
             keys = [issue_key(store, credits=10**12, name=f"k{i}").record for i in range(8)]
             big = round(jobs * 0.8)
             owners = [keys[0].id] * big + [keys[1 + i % 7].id for i in range(jobs - big)]
@@ -195,7 +195,7 @@ def idle(backend: str, tmp: Path, redis_url: str, idle_s: float, samples: int) -
             before = sum(map(cpu_seconds, pids))
             time.sleep(idle_s)
             used = sum(map(cpu_seconds, pids)) - before
-            store = open_store(settings)
+            store = open_store(settings.store_section)
             key = issue_key(store, credits=10**12).record
             latencies = []
             for _ in range(samples):

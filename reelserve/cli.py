@@ -166,7 +166,7 @@ def serve(
     # On SIGTERM uvicorn stops accepting connections and answers the requests in
     # flight (a /v1 call waits up to the grace period); then the workers stop.
     server = uvicorn.Server(uvicorn.Config(
-        create_app(settings, store, storage), log_level="warning", log_config=None,
+        create_app(settings.api, store, storage), log_level="warning", log_config=None,
         access_log=False, backlog=LISTEN_BACKLOG,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s))))
     server.should_exit = stop_requested.is_set()
@@ -235,7 +235,8 @@ def worker(data_dir: DataDir = None, store_url: StoreUrl = None,
 
         report_worker_gpu(worker_id, int(settings.worker_gpu), stop)
     try:
-        Worker(settings, _open_store(settings), _open_storage(settings), worker_id).run(stop)
+        Worker(settings.worker, _open_store(settings), _open_storage(settings),
+               worker_id).run(stop)
     except EngineUnavailable as error:
         _fail(error.message, EXIT_ENGINE_UNAVAILABLE)
 

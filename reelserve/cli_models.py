@@ -15,7 +15,6 @@ from reelserve.model_store import (
     MODEL_NAMES,
     VARIANT_FLAVOURS,
     list_installed,
-    models_dir,
     plan_pull,
     pull,
     variant_for,
@@ -43,7 +42,7 @@ def models_pull(
     settings = settings_with(data_dir=data_dir)
     try:
         chosen = variant_for(model, variant)
-        where = target or models_dir(settings) / chosen.name
+        where = target or settings.models.models_dir / chosen.name
         console.print(f"Resolving {chosen.repo_id} at {revision or chosen.revision} ...")
         planned = plan_pull(chosen, revision)
         origin = "official" if chosen.official else "community conversion"
@@ -64,9 +63,9 @@ def models_pull(
 def models_list(data_dir: DataDir = None) -> None:
     """Model directories under DATA_DIR/models (and REELSERVE_MODEL_PATH)."""
     settings = settings_with(data_dir=data_dir)
-    found = list_installed(settings)
+    found = list_installed(settings.models)
     if not found:
-        console.print(f"No models in {models_dir(settings)}; "
+        console.print(f"No models in {settings.models.models_dir}; "
                       "download one with `reelserve models pull ltx-2`.")
         return
     table = Table("path", "variant", "pipeline", "size", "steps")  # base+refine

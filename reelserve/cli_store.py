@@ -41,7 +41,7 @@ def open_checked_store(settings: Settings) -> JobStore:
     """The configured store, checked to answer; a clear error instead of a traceback."""
     where = settings.store or str(settings.db_path)
     try:
-        store = open_store(settings)
+        store = open_store(settings.store_section)
         store.queue_stats()
     except ReelserveError as error:
         fail(error.message)

@@ -23,7 +23,7 @@ from reelserve.engines.base import VoiceSample, declared_models
 from reelserve.errors import EngineError, InputError, Interrupted, ReelserveError
 from reelserve.media.inputs import ImageFetcher
 from reelserve.processes import die_with_parent
-from reelserve.settings import Settings
+from reelserve.settings_sections import EngineChildSettings
 from reelserve.storage import open_storage
 
 
@@ -75,18 +75,18 @@ class LoadFailed:
 ChildEvent = Ready | Progress | Done | Failed | LoadFailed
 
 
-def engine_main(settings: Settings, engine_name: str, conn: Connection, stop: Event) -> None:
+def engine_main(settings: EngineChildSettings, conn: Connection, stop: Event) -> None:
     """Entry point of the child: load the engine, then run jobs until the pipe closes."""
     die_with_parent(signal.SIGKILL)  # no orphan renders on after its worker dies
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        engine = load_engine(engine_name, settings)
+        engine = load_engine(settings.name, settings.engines)
     except ReelserveError as error:
         conn.send(LoadFailed(error.message))
         return
     # caps, deadline and the fetch allowlist; images sent inline come from input storage
     fetcher = ImageFetcher.from_settings(
-        settings.fetch, read_input=open_storage(settings.storage_section).read_input)
+        settings.fetch, read_input=open_storage(settings.storage).read_input)
     conn.send(Ready(engine.name, declared_models(engine)))
     while True:
         try:
@@ -163,9 +163,8 @@ class EngineHandle(Protocol):
 class EngineProcess:
     """The worker's handle on its engine child: start, send jobs, read events."""
 
-    def __init__(self, settings: Settings, engine_name: str) -> None:
+    def __init__(self, settings: EngineChildSettings) -> None:
         self.settings = settings
-        self.engine_name = engine_name
         self._ctx = multiprocessing.get_context("spawn")
         self.stop = self._ctx.Event()
         self._conn: Connection | None = None
@@ -175,7 +174,7 @@ class EngineProcess:
         parent, child = self._ctx.Pipe()
         self.stop.clear()
         self._process = self._ctx.Process(
-            target=engine_main, args=(self.settings, self.engine_name, child, self.stop),
+            target=engine_main, args=(self.settings, child, self.stop),
             name="reelserve-engine", daemon=True,
         )
         self._process.start()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reelserve.errors import EngineUnavailable, ReelserveError
-from reelserve.settings import Settings
+from reelserve.settings_sections import ModelSettings
 
 SOURCE_FILE = "reelserve-source.json"  # the repository and commit a pull came from
 # Without square brackets: error lines go through rich, which reads "[gpu]" as markup.
@@ -68,10 +68,6 @@ class InstalledModel:
     steps: str = "?"
 
 
-def models_dir(settings: Settings) -> Path:
-    return Path(settings.models_dir) if settings.models_dir else settings.data_dir / "models"
-
-
 def variant_for(model: str, flavour: str) -> Variant:
     """``models pull ltx-2 --variant distilled`` -> the ``ltx-2-distilled`` variant."""
     if model not in MODEL_NAMES:
@@ -82,17 +78,17 @@ def variant_for(model: str, flavour: str) -> Variant:
     return VARIANTS[VARIANT_FLAVOURS[flavour]]
 
 
-def resolve_model_path(settings: Settings) -> Path:
+def resolve_model_path(settings: ModelSettings) -> Path:
     """The model directory the ltx2 engine loads, or ``EngineUnavailable`` naming the fix."""
-    if settings.model_path:
-        path = Path(settings.model_path).expanduser()
+    if settings.model_path is not None:
+        path = settings.model_path
         if not (path / "model_index.json").is_file():
             raise EngineUnavailable(
                 f"no LTX-2 model at {path} (model_index.json is missing): download one "
                 f"with `reelserve models pull ltx-2 --dir {path}`, or pass --model-path "
                 "with a diffusers LTX-2 directory")
         return path
-    root = models_dir(settings)
+    root = settings.models_dir
     for name in VARIANTS:
         if (root / name / "model_index.json").is_file():
             return root / name
@@ -101,14 +97,14 @@ def resolve_model_path(settings: Settings) -> Path:
         "(or `--variant distilled`), or pass --model-path DIR")
 
 
-def list_installed(settings: Settings) -> list[InstalledModel]:
+def list_installed(settings: ModelSettings) -> list[InstalledModel]:
     """Model directories under the models directory, plus ``model_path`` when set."""
     candidates = []
-    root = models_dir(settings)
+    root = settings.models_dir
     if root.is_dir():
         candidates = sorted(child for child in root.iterdir() if child.is_dir())
-    if settings.model_path:
-        candidates.append(Path(settings.model_path).expanduser())
+    if settings.model_path is not None:
+        candidates.append(settings.model_path)
     found: list[InstalledModel] = []
     for path in dict.fromkeys(candidates):
         index = path / "model_index.json"

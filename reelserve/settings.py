@@ -1,13 +1,20 @@
 """One typed settings object, built from the environment and the command line.
 
-This is the only module that reads ``os.environ``. Everything else receives a
-``Settings`` instance explicitly.
+This is the only module that reads ``os.environ``. Everything else receives its
+settings explicitly.
 
 Values are parsed and checked once, when the object is built: a number that makes
 no sense (a zero lease, a negative timeout) or a list that does not parse is refused
 with ``InvalidSetting`` naming the ``REELSERVE_*`` variable and the rule, so no
-component meets a bad value later. The sections at the end (``settings.api``,
-``settings.worker``, ``settings.store``, ...) group the fields each component reads.
+component meets a bad value later.
+
+Each component takes only its section, built by a property here: ``settings.api``
+(the app factory and its routes), ``settings.worker``, ``settings.store_section``
+(``open_store``), ``settings.storage_section`` (``open_storage``),
+``settings.webhooks``, ``settings.fetch``, and ``settings.engines`` holding each
+engine's own (``settings.ltx2``, the preview's, and ``settings.custom_engine`` for
+an engine named ``module:factory``). Only the composition roots (the CLI commands,
+``serve_startup``, ``supervisor``) hold a whole ``Settings``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,22 @@ from pathlib import Path
 from typing import Any
 
 from reelserve.errors import InvalidSetting
+from reelserve.settings_sections import (
+    ApiSettings,
+    CustomEngineSettings,
+    EngineChildSettings,
+    EngineSections,
+    FetchSettings,
+    Ltx2Settings,
+    ModelSettings,
+    Network,
+    PreviewSettings,
+    RateLimitSettings,
+    StorageSettings,
+    StoreSettings,
+    WebhookSettings,
+    WorkerSettings,
+)
 
 ENV_PREFIX = "REELSERVE_"
 
@@ -187,6 +210,63 @@ class Settings:
 
     # Sections: the part of the settings each component reads.
     @property
+    def api(self) -> ApiSettings:
+        return ApiSettings(
+            base_url=self.base_url, engine=self.engine, worker_stale_s=self.worker_stale_s,
+            ready_without_workers=self.ready_without_workers,
+            max_body_bytes=self.max_body_bytes, max_input_bytes=self.max_input_bytes,
+            sync_timeout_s=self.sync_timeout_s, store_timeout_s=self.api_store_timeout_s,
+            store_threads=self.api_store_threads, rate_limits=self.rate_limits,
+            retention_s=self.retention_s, sweep_interval_s=self.sweep_interval_s,
+            webhooks=self.webhooks, fetch=self.fetch)
+
+    @property
+    def rate_limits(self) -> RateLimitSettings:
+        return RateLimitSettings(limit=self.rate_limit, window_s=self.rate_window_s)
+
+    @property
+    def worker(self) -> WorkerSettings:
+        return WorkerSettings(
+            lease_s=self.lease_s, lease_renew_s=self.heartbeat_s,
+            max_attempts=self.max_attempts, shutdown_grace_s=self.shutdown_grace_s,
+            heartbeat_s=self.worker_heartbeat_s, poll_interval_s=self.poll_interval_s,
+            wakeups=self.worker_wakeups, idle_wait_s=self.idle_wait_s,
+            reload_attempts=self.engine_reload_attempts,
+            reload_backoff_s=self.engine_reload_backoff_s, models=self.worker_model_slugs,
+            gpu=self.worker_gpu, engine=self.engine_child)
+
+    @property
+    def engine_child(self) -> EngineChildSettings:
+        return EngineChildSettings(name=self.engine, engines=self.engines, fetch=self.fetch,
+                                   storage=self.storage_section)
+
+    @property
+    def engines(self) -> EngineSections:
+        return EngineSections(preview=PreviewSettings(), ltx2=self.ltx2,
+                              custom=self.custom_engine)
+
+    @property
+    def models(self) -> ModelSettings:
+        return ModelSettings(
+            models_dir=Path(self.models_dir) if self.models_dir else self.data_dir / "models",
+            model_path=Path(self.model_path).expanduser() if self.model_path else None)
+
+    @property
+    def ltx2(self) -> Ltx2Settings:
+        return Ltx2Settings(
+            models=self.models, device=self.ltx2_device, dtype=self.ltx2_dtype,
+            offload=self.ltx2_offload, vae_tiling=self.ltx2_vae_tiling, steps=self.ltx2_steps,
+            long_side=self.ltx2_long_side, profile=self.ltx2_profile,
+            gpu_memory_gib=self.ltx2_gpu_memory_gib, weights=self.ltx2_weights,
+            compile=self.ltx2_compile, attention=self.ltx2_attention, cache=self.ltx2_cache,
+            cache_threshold=self.ltx2_cache_threshold, crossfade_ms=self.ltx2_crossfade_ms)
+
+    @property
+    def custom_engine(self) -> CustomEngineSettings:
+        return CustomEngineSettings(data_dir=self.data_dir, models=self.models,
+                                    device=self.ltx2_device, gpu=self.worker_gpu)
+
+    @property
     def webhooks(self) -> WebhookSettings:
         return WebhookSettings(
             backoff_s=parse_seconds_list("webhook_backoff_s", self.webhook_backoff_s),
@@ -210,7 +290,8 @@ class Settings:
     @property
     def store_section(self) -> StoreSettings:
         return StoreSettings(url=self.store, redis_prefix=self.redis_prefix, db_path=self.db_path,
-                             redis_ephemeral=self.redis_ephemeral, retention_s=self.retention_s)
+                             redis_ephemeral=self.redis_ephemeral, retention_s=self.retention_s,
+                             fair_dispatch=self.fair_dispatch)
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced; ``None`` values are ignored."""
@@ -305,9 +386,6 @@ def parse_seconds_list(name: str, raw: str) -> tuple[float, ...]:
     return values
 
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
 def parse_networks(name: str, raw: str) -> tuple[Network, ...]:
     """Comma-separated CIDRs; ``InvalidSetting`` naming ``name`` for one that is not."""
     networks: list[Network] = []
@@ -328,45 +406,11 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
             for field in fields(Settings)}
 
 
-@dataclass(frozen=True)
-class FetchSettings:
-    """What outbound fetches (input images, webhooks) may reach, and how much they take."""
-
-    allow_networks: tuple[Network, ...]
-    max_input_bytes: int
-    input_timeout_s: float
-
-
-@dataclass(frozen=True)
-class WebhookSettings:
-    """How webhooks are sent: tries, deadlines and the per-key bounds on shared work."""
-
-    backoff_s: tuple[float, ...]
-    timeout_s: float
-    connect_timeout_s: float
-    concurrency: int
-    key_concurrency: int
-    host_backoff_s: float
-    host_backoff_max_s: float
-    fetch: FetchSettings
-
-
-@dataclass(frozen=True)
-class StorageSettings:
-    """Where output files and input blobs live."""
-
-    outputs_dir: Path
-    url: str
-    s3_endpoint_url: str
-    link_ttl_s: float  # how long a presigned output link lives: the retention
-
-
-@dataclass(frozen=True)
-class StoreSettings:
-    """Where jobs, keys and credits live."""
-
-    url: str
-    redis_prefix: str
-    db_path: Path
-    redis_ephemeral: bool
-    retention_s: float
+# The sections are importable from here too, as they were before they had a module.
+__all__ = [
+    "ENV_PREFIX", "ApiSettings", "CustomEngineSettings", "EngineChildSettings", "EngineSections",
+    "FetchSettings", "Ltx2Settings", "ModelSettings", "Network", "PreviewSettings",
+    "RateLimitSettings", "Settings", "StorageSettings", "StoreSettings", "WebhookSettings",
+    "WorkerSettings", "parse_networks", "parse_seconds_list", "settings_from_env",
+    "settings_to_env",
+]

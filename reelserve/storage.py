@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from reelserve.errors import NotFound, ReelserveError, StorageError
-from reelserve.settings import StorageSettings
+from reelserve.settings_sections import StorageSettings
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{20,80}\.mp4$")
 # Input blobs (images sent inline at submit) and the small files beside them.

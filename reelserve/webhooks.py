@@ -47,7 +47,7 @@ from reelserve import metrics
 from reelserve.errors import FetchError
 from reelserve.jobs import JobStore, WebhookDelivery
 from reelserve.media.fetch_policy import Deadline, FetchPolicy
-from reelserve.settings import WebhookSettings
+from reelserve.settings_sections import WebhookSettings
 
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 """A worker claims jobs, runs each in its engine child process, and records the outcome.
 
-While a job runs the worker renews the job's lease every ``heartbeat_s``. If the
+While a job runs the worker renews the job's lease every ``lease_renew_s``. If the
 child dies mid-job the attempt goes back to the queue (up to ``max_attempts``);
 if the worker itself dies, its lease runs out and another worker takes the job.
 A worker that finds its lease taken away stops the child and throws its output away.
@@ -40,7 +40,7 @@ from reelserve.engines.base import VoiceSample
 from reelserve.errors import EngineUnavailable, StaleAttempt, StorageError
 from reelserve.jobs import ClaimedJob, JobState, JobStore
 from reelserve.logs import job_fields
-from reelserve.settings import Settings
+from reelserve.settings_sections import WorkerSettings
 from reelserve.storage import Storage
 from reelserve.worker_lease import AttemptWatch, Liveness, Verdict, WorkerTiming
 
@@ -49,19 +49,19 @@ MAX_RELOAD_BACKOFF_S = 60.0
 
 
 class Worker:
-    def __init__(self, settings: Settings, store: JobStore, storage: Storage,
+    def __init__(self, settings: WorkerSettings, store: JobStore, storage: Storage,
                  worker_id: str | None = None, *, engine: EngineHandle | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.store = store
         self.storage = storage
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
-        self.engine: EngineHandle = engine or EngineProcess(settings, settings.engine)
-        self.engine_name = settings.engine
+        self.engine: EngineHandle = engine or EngineProcess(settings.engine)
+        self.engine_name = settings.engine.name
         self.clock = clock
         self.timing = WorkerTiming.from_settings(settings)
         self.liveness = Liveness(store, self.worker_id, self.timing, clock)
-        self.wanted = _known_models(settings.worker_model_slugs)
+        self.wanted = _known_models(settings.models)
         self.models = self.wanted  # narrowed to what the engine declares once it is up
         self._stop = threading.Event()
 
@@ -91,16 +91,16 @@ class Worker:
         busy GPU), so it is retried with a doubling wait before the worker gives up.
         """
         self.engine.kill()
-        delay = self.settings.engine_reload_backoff_s
-        for attempt in range(1, self.settings.engine_reload_attempts + 1):
+        delay = self.settings.reload_backoff_s
+        for attempt in range(1, self.settings.reload_attempts + 1):
             started = self._load_engine()
             if isinstance(started, Ready):
                 return
-            if attempt == self.settings.engine_reload_attempts:
+            if attempt == self.settings.reload_attempts:
                 raise EngineUnavailable(f"the engine could not be reloaded after {attempt} "
                                         f"tries; last: {started.error}")
             log.error("reloading the engine failed (try %d of %d): %s; next try in %.1f s",
-                      attempt, self.settings.engine_reload_attempts, started.error, delay,
+                      attempt, self.settings.reload_attempts, started.error, delay,
                       extra={"engine": self.engine_name, "worker": self.worker_id})
             self.engine.kill()
             if self._stop.wait(delay):
@@ -131,7 +131,7 @@ class Worker:
                 self.store.remove_worker(self.worker_id)
 
     def _wait_for_work(self, stop: threading.Event) -> None:
-        if self.settings.worker_wakeups:
+        if self.settings.wakeups:
             self.store.wait_for_work(self.settings.idle_wait_s, self.models)
         else:
             stop.wait(self.settings.poll_interval_s)

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from reelserve.errors import StaleAttempt
 from reelserve.jobs import ClaimedJob
-from reelserve.settings import Settings
+from reelserve.settings_sections import WorkerSettings
 
 Clock = Callable[[], float]
 # How often a running job's state is read back, so a cancel stops it this fast
@@ -34,9 +34,9 @@ class WorkerTiming:
     progress_write_s: float = PROGRESS_WRITE_S
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WorkerTiming:
-        return cls(settings.lease_s, settings.heartbeat_s, settings.shutdown_grace_s,
-                   settings.worker_heartbeat_s)
+    def from_settings(cls, settings: WorkerSettings) -> WorkerTiming:
+        return cls(settings.lease_s, settings.lease_renew_s, settings.shutdown_grace_s,
+                   settings.heartbeat_s)
 
 
 class LeaseStore(Protocol):

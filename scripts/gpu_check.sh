@@ -59,7 +59,7 @@ with tempfile.TemporaryDirectory() as tmp:
                             ltx2_device="cuda", ltx2_dtype="bfloat16", **extra)
         try:
             started = time.perf_counter()
-            engine = load_engine("ltx2", settings)
+            engine = load_engine("ltx2", settings.engines)
             loaded = time.perf_counter() - started
             times = []
             for round_ in range(2):  # the second run shows the warm (compiled) speed
@@ -91,7 +91,7 @@ from reelserve.engines.base import GenerationInputs
 from reelserve.settings import settings_from_env
 
 started = time.perf_counter()
-engine = load_engine("ltx2", settings_from_env())
+engine = load_engine("ltx2", settings_from_env().engines)
 print(f"load {time.perf_counter() - started:.1f} s; {engine.runtime.describe()}")
 stage_times = []  # each pipeline call: base (latent out) and refine (decoded frames out)
 original = engine.pipe.__class__.__call__

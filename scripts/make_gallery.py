@@ -126,7 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "preview-gallery.png")
     args = parser.parse_args()
-    engine = load_engine("preview", Settings())
+    engine = load_engine("preview", Settings().engines)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for n, (label, job, inputs) in enumerate(requests()):

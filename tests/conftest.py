@@ -135,7 +135,7 @@ class Service:
     def store(self) -> JobStore:
         """The service's own store (SQLite file or Redis prefix), opened from this process."""
         settings = settings_from_env(process_env(self.data_dir, **self.settings))
-        return open_store(settings)
+        return open_store(settings.store_section)
 
     def cli(self, *args: str) -> str:
         """Run a `reelserve` subcommand against this service's data dir; return its stdout."""

@@ -28,7 +28,7 @@ from reelserve.catalog import JobParams
 from reelserve.engines.base import GenerationInputs, ProgressCallback, StopCheck
 from reelserve.errors import EngineError, Interrupted
 from reelserve.media.encode import AUDIO_RATE, Mp4Writer
-from reelserve.settings import Settings
+from reelserve.settings_sections import CustomEngineSettings
 
 
 class FixtureEngine:
@@ -87,5 +87,5 @@ class FixtureEngine:
                 progress(0.5 + (index + 1) / params.frame_count / 2)
 
 
-def create_engine(settings: Settings) -> FixtureEngine:
+def create_engine(settings: CustomEngineSettings) -> FixtureEngine:
     return FixtureEngine()

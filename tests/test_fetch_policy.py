@@ -22,7 +22,8 @@ import pytest
 
 from reelserve.errors import FetchError, InvalidSetting
 from reelserve.media.fetch_policy import Deadline, FetchPolicy, IPAddress, open_tcp
-from reelserve.settings import Network, parse_networks
+from reelserve.settings import parse_networks
+from reelserve.settings_sections import Network
 
 PUBLIC = "93.184.216.34"
 PUBLIC_V6 = "2606:2800:220:1:248:1893:25c8:1946"

@@ -55,11 +55,11 @@ def fuzzed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzedApp]:
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
     config = Settings(data_dir=data_dir, rate_limit=0, max_body_bytes=1_000_000,
                       ready_without_workers=True)
-    store = open_store(config)
+    store = open_store(config.store_section)
     storage = LocalStorage(config.outputs_dir)
     issued = issue_key(store, credits=10**12)
     jobs = jobs_in_every_state(store, storage, issued.record.id)
-    yield FuzzedApp(create_app(config, store, storage), issued.secret, *jobs)
+    yield FuzzedApp(create_app(config.api, store, storage), issued.secret, *jobs)
     store.close()
 
 

@@ -23,7 +23,7 @@ def test_keys_have_a_prefix_and_a_checksum_that_catches_typos() -> None:
 
 def test_the_store_holds_only_a_hash_and_a_short_prefix(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
-    store = open_store(settings)
+    store = open_store(settings.store_section)
     secret = issue_key(store, credits=1000).secret
     store.close()
     files = b"".join(path.read_bytes() for path in tmp_path.glob("reelserve.sqlite3*"))
@@ -36,7 +36,7 @@ def test_the_store_holds_only_a_hash_and_a_short_prefix(tmp_path: Path) -> None:
 
 def test_a_revoked_key_is_refused_at_once_and_lookalikes_never_reach_the_store(
         tmp_path: Path) -> None:
-    store = open_store(Settings(data_dir=tmp_path))
+    store = open_store(Settings(data_dir=tmp_path).store_section)
     issued = issue_key(store, credits=1000)
     assert authenticate(store, issued.secret) is not None
     store.revoke_key(issued.record.prefix)

@@ -28,7 +28,8 @@ PARAMS = parse_submit(MODELS["kling-3-standard-text2video"],
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     model = save_tiny_ltx2(tmp_path_factory.mktemp("tiny-ltx2"))
-    yield load_engine("ltx2", Settings(model_path=str(model), ltx2_long_side=128, ltx2_steps=2))
+    settings = Settings(model_path=str(model), ltx2_long_side=128, ltx2_steps=2)
+    yield load_engine("ltx2", settings.engines)
 
 
 def test_stop_interrupts_between_steps_and_writes_nothing(engine: Any, tmp_path: Path) -> None:

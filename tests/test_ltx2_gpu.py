@@ -26,7 +26,7 @@ def _real_model() -> Path:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     try:
-        return resolve_model_path(settings_from_env())
+        return resolve_model_path(settings_from_env().models)
     except EngineUnavailable as missing:
         pytest.skip(f"no LTX-2 weights: {missing.message}")
 

@@ -23,7 +23,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(tiny_model: Path) -> Iterator[Any]:
-    yield load_engine("ltx2", Settings(model_path=str(tiny_model), ltx2_long_side=128))
+    yield load_engine("ltx2", Settings(model_path=str(tiny_model), ltx2_long_side=128).engines)
 
 
 def test_each_text_is_encoded_once_per_job(engine: Any,
@@ -51,9 +51,9 @@ def test_each_text_is_encoded_once_per_job(engine: Any,
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 def test_compile_wraps_each_repeated_transformer_block(tiny_model: Path) -> None:
     compiled = load_engine("ltx2", Settings(model_path=str(tiny_model), ltx2_long_side=128,
-                                            ltx2_compile=True))
+                                            ltx2_compile=True).engines)
     blocks = compiled.pipe.transformer.transformer_blocks  # type: ignore[attr-defined]
     assert all(block._compiled_call_impl is not None for block in blocks)
-    plain = load_engine("ltx2", Settings(model_path=str(tiny_model), ltx2_long_side=128))
+    plain = load_engine("ltx2", Settings(model_path=str(tiny_model), ltx2_long_side=128).engines)
     assert all(block._compiled_call_impl is None
                for block in plain.pipe.transformer.transformer_blocks)  # type: ignore[attr-defined]

@@ -35,7 +35,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def engine(tiny_model: Path) -> Iterator[Any]:
     yield load_engine("ltx2", Settings(model_path=str(tiny_model), ltx2_long_side=128,
-                                       ltx2_steps=2))
+                                       ltx2_steps=2).engines)
 
 
 def _shot(engine: Any, shot: ShotJob = SHORT) -> tuple[Any, Any, int]:
@@ -72,7 +72,7 @@ def test_raw_audio_is_the_duration_times_the_vocoder_rate_before_any_padding(
 def test_the_profile_stg_block_exists_and_runs(tmp_path: Path) -> None:
     model = save_tiny_ltx2(tmp_path / "full", distilled=False, layers=STG_LAYERS)
     engine = load_engine("ltx2", Settings(model_path=str(model), ltx2_long_side=128,
-                                          ltx2_steps=2, ltx2_profile="fast"))
+                                          ltx2_steps=2, ltx2_profile="fast").engines)
     block = engine.profile.base["spatio_temporal_guidance_blocks"]  # type: ignore[attr-defined]
     assert block == [29] and engine.profile.passes_per_step == 4  # type: ignore[attr-defined]
     perturbed: list[bool] = []
@@ -99,7 +99,7 @@ def test_the_profile_stg_block_exists_and_runs(tmp_path: Path) -> None:
 def test_speed_options_still_make_a_video_that_decodes(
         tiny_model: Path, tmp_path: Path, settings: dict[str, Any]) -> None:
     engine = load_engine("ltx2", Settings(model_path=str(tiny_model), ltx2_long_side=128,
-                                          ltx2_steps=2, **settings))
+                                          ltx2_steps=2, **settings).engines)
     if "ltx2_weights" in settings:
         storage = engine.runtime.placement.storage  # type: ignore[attr-defined]
         assert storage["transformer"] == "fp8"
@@ -113,9 +113,9 @@ def test_an_attention_backend_that_is_not_installed_is_refused_by_name(
         tiny_model: Path) -> None:
     with pytest.raises(EngineUnavailable, match="REELSERVE_LTX2_ATTENTION=sage"):
         load_engine("ltx2", Settings(model_path=str(tiny_model), ltx2_long_side=128,
-                                     ltx2_attention="sage"))
+                                     ltx2_attention="sage").engines)
 
 
 def test_an_unknown_profile_is_refused_by_name(tiny_model: Path) -> None:
     with pytest.raises(EngineUnavailable, match="REELSERVE_LTX2_PROFILE must be one of"):
-        load_engine("ltx2", Settings(model_path=str(tiny_model), ltx2_profile="turbo"))
+        load_engine("ltx2", Settings(model_path=str(tiny_model), ltx2_profile="turbo").engines)

@@ -27,7 +27,7 @@ job = JobParams(slug="kling-3-standard-text2video", negative_prompt="", aspect_r
                 prompt="Rain over a neon city street at night, slow pan left", seed=21,
                 duration=int(sys.argv[1]), cfg_scale=0.5, generate_audio=True,
                 shot_type="customize")
-load_engine("preview", Settings()).generate(job, GenerationInputs(), Path(sys.argv[2]),
+load_engine("preview", Settings().engines).generate(job, GenerationInputs(), Path(sys.argv[2]),
                                             lambda f: None, lambda: False)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """

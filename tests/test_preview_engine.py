@@ -59,7 +59,7 @@ Render = Callable[..., tuple[Frames, "npt.NDArray[np.float32] | None", float]]
 @pytest.fixture(scope="module")
 def render(tmp_path_factory: pytest.TempPathFactory) -> Render:
     """Render params with the real engine; identical requests are rendered once."""
-    engine = load_engine("preview", Settings())
+    engine = load_engine("preview", Settings().engines)
     cache: dict[JobParams, object] = {}
 
     def run(job: JobParams, inputs: GenerationInputs | None = None) -> object:
@@ -87,7 +87,7 @@ def psnr(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> float:
 
 
 def test_registry_builds_the_preview_engine() -> None:
-    assert load_engine("preview", Settings()).name == "preview"
+    assert load_engine("preview", Settings().engines).name == "preview"
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_same_seed_gives_identical_frames_and_audio_other_seed_differs(
     render: Render, tmp_path: Path,
 ) -> None:
     frames, sound, _ = render(params())
-    engine = load_engine("preview", Settings())
+    engine = load_engine("preview", Settings().engines)
     again = tmp_path / "again.mp4"
     engine.generate(params(), GenerationInputs(), again, lambda f: None, lambda: False)
     frames2, sound2, _ = decode(again)
@@ -301,7 +301,7 @@ def test_quoted_text_is_spoken_in_the_audio(render: Render) -> None:
 
 
 def test_should_stop_interrupts_and_leaves_no_file(tmp_path: Path) -> None:
-    engine = load_engine("preview", Settings())
+    engine = load_engine("preview", Settings().engines)
     calls = {"n": 0}
 
     def stop_after_a_few() -> bool:
@@ -316,7 +316,7 @@ def test_should_stop_interrupts_and_leaves_no_file(tmp_path: Path) -> None:
 
 
 def test_progress_is_reported_and_ends_at_one(tmp_path: Path) -> None:
-    engine = load_engine("preview", Settings())
+    engine = load_engine("preview", Settings().engines)
     seen: list[float] = []
     engine.generate(params(generate_audio=False, aspect_ratio="1:1", cfg_scale=0.2),
                     GenerationInputs(), tmp_path / "p.mp4", seen.append, lambda: False)

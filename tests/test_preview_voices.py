@@ -13,7 +13,7 @@ from reelserve.engines.base import GenerationInputs, VoiceSample
 from reelserve.engines.preview import create_engine
 from reelserve.engines.preview.speech import shared_speech
 from reelserve.media.voices import estimate_pitch_hz
-from reelserve.settings import Settings
+from reelserve.settings_sections import PreviewSettings
 
 LINE = "Hello there, the temple is empty and the wind is cold."
 
@@ -34,7 +34,7 @@ def _speech_pitch(tmp_path: Path, sample_hz: float) -> float:
         "aspect_ratio": "1:1", "seed": 7, "voice_ids": ["voice_a"]})
     voice = VoiceSample("voice_a", "a", sample_hz, b"\0\0" * 16_000)
     output = tmp_path / f"{sample_hz}.mp4"
-    create_engine(Settings()).generate(params, GenerationInputs(voices=(voice,)), output,
+    create_engine(PreviewSettings()).generate(params, GenerationInputs(voices=(voice,)), output,
                                        lambda _: None, lambda: False)
     with av.open(str(output)) as container:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=16_000)

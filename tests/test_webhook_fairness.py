@@ -23,7 +23,8 @@ import pytest
 from reelserve.catalog import get_model, parse_submit
 from reelserve.jobs import JobOrder
 from reelserve.jobs.sqlite import SqliteJobStore
-from reelserve.settings import Settings, WebhookSettings
+from reelserve.settings import Settings
+from reelserve.settings_sections import WebhookSettings
 from reelserve.webhooks import WebhookSender
 
 from conftest import T2V
@@ -132,7 +133,7 @@ def test_a_hanging_receiver_does_not_delay_other_keys_webhooks(tmp_path: Path) -
         # Well within one receiver timeout (30 s), and the attacker's key held at
         # most its cap of connections, whatever its backlog.
         assert len(victim.received) == 3 and took < 10.0, took
-        assert len(attacker.accepted) == Settings().webhook_key_concurrency == 2
+        assert len(attacker.accepted) == Settings().webhooks.key_concurrency == 2
 
 
 def test_a_failing_destination_backs_off_without_holding_a_slot(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def store(tmp_path: Path) -> SqliteJobStore:
 def _worker(tmp_path: Path, store: SqliteJobStore, engine: ScriptedEngine,
             **settings: object) -> Worker:
     config = Settings(data_dir=tmp_path, engine_reload_backoff_s=0.01, **settings)  # type: ignore[arg-type]
-    return Worker(config, store, LocalStorage(tmp_path / "outputs"), "w1", engine=engine)
+    return Worker(config.worker, store, LocalStorage(tmp_path / "outputs"), "w1", engine=engine)
 
 
 def _claim(store: SqliteJobStore, slug: str = TEXT2VIDEO) -> ClaimedJob:

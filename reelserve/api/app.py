@@ -24,18 +24,18 @@ from reelserve.api.sweeping import sweep_forever
 from reelserve.input_blobs import InputBlobs
 from reelserve.jobs import JobStore
 from reelserve.jobs.backends import open_rate_limiter
-from reelserve.settings import Settings
+from reelserve.settings_sections import ApiSettings
 from reelserve.storage import Storage
 from reelserve.webhooks import WebhookSender
 
 
-def build_context(settings: Settings, store: JobStore, storage: Storage) -> ApiContext:
+def build_context(settings: ApiSettings, store: JobStore, storage: Storage) -> ApiContext:
     """The parts every router shares, over one store and one output storage."""
-    async_store = AsyncStore(store, open_rate_limiter(settings, store),
-                             timeout_s=settings.api_store_timeout_s,
-                             threads=settings.api_store_threads)
+    async_store = AsyncStore(store, open_rate_limiter(settings.rate_limits, store),
+                             timeout_s=settings.store_timeout_s,
+                             threads=settings.store_threads)
     return ApiContext(
-        settings=settings, store=async_store, storage=storage,
+        api=settings, store=async_store, storage=storage,
         keys=KeyChecker(async_store), views=JobViews(async_store, settings.base_url,
                                                     settings.worker_stale_s),
         submitter=Submitter(async_store, max_body_bytes=settings.max_body_bytes,
@@ -44,7 +44,7 @@ def build_context(settings: Settings, store: JobStore, storage: Storage) -> ApiC
         watcher=JobWatcher(async_store))
 
 
-def create_app(settings: Settings, store: JobStore, storage: Storage) -> FastAPI:
+def create_app(settings: ApiSettings, store: JobStore, storage: Storage) -> FastAPI:
     """Build the API over ``store`` and ``storage``; nothing is read from the environment."""
     context = build_context(settings, store, storage)
 

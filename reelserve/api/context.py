@@ -17,13 +17,13 @@ from reelserve.api.job_views import JobViews
 from reelserve.api.job_watcher import JobWatcher
 from reelserve.api.submits import Submitter
 from reelserve.jobs import ApiKey
-from reelserve.settings import Settings
+from reelserve.settings_sections import ApiSettings
 from reelserve.storage import Storage
 
 
 @dataclass(frozen=True)
 class ApiContext:
-    settings: Settings
+    api: ApiSettings
     store: AsyncStore
     storage: Storage
     keys: KeyChecker

@@ -9,13 +9,13 @@ import anyio
 
 from reelserve.api.async_store import AsyncStore
 from reelserve.input_blobs import InputBlobs
-from reelserve.settings import Settings
+from reelserve.settings_sections import ApiSettings
 from reelserve.storage import Storage
 
 log = logging.getLogger("reelserve.api")
 
 
-async def sweep_forever(settings: Settings, store: AsyncStore, storage: Storage) -> None:
+async def sweep_forever(settings: ApiSettings, store: AsyncStore, storage: Storage) -> None:
     """Sweep now and then for as long as the API runs."""
     interval = max(0.2, min(settings.sweep_interval_s, settings.retention_s / 2))
     while True:

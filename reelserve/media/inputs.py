@@ -25,7 +25,7 @@ from reelserve.catalog import JobParams
 from reelserve.engines.base import ElementImages, GenerationInputs
 from reelserve.errors import FetchError, InputError, NotFound
 from reelserve.media.fetch_policy import FetchPolicy
-from reelserve.settings import FetchSettings
+from reelserve.settings_sections import FetchSettings
 
 # Formats a start image may come in; the rest of Pillow's readers (EPS through
 # Ghostscript, PSD, ICNS, ...) are never tried on a stranger's bytes.

@@ -64,7 +64,8 @@ def start_redis(tmp_path: Path) -> Iterator[StartRedis]:
 
 
 def _open(url: str, *, ephemeral: bool = False) -> RedisJobStore:
-    store = open_store(Settings(store=url, redis_prefix="t", redis_ephemeral=ephemeral))
+    settings = Settings(store=url, redis_prefix="t", redis_ephemeral=ephemeral)
+    store = open_store(settings.store_section)
     assert isinstance(store, RedisJobStore)
     return store
 

@@ -40,7 +40,7 @@ async def prometheus_metrics(context: Context) -> Response:
 
 async def _unready_reason(context: Context) -> str | None:
     """Why this server should not get traffic, or None when it is ready."""
-    settings = context.settings
+    settings = context.api
     try:
         workers = await context.store.list_workers()
         now = await context.store.now() if workers else 0.0

@@ -79,7 +79,7 @@ async def submit_sync(slug: Slug, request: Request, caller: Authenticated) -> Re
 
 async def _wait_until_ended(context: ApiContext, job: Job) -> Job:
     """The job once it has ended, through the process's shared watcher."""
-    timeout_s = context.settings.sync_timeout_s
+    timeout_s = context.api.sync_timeout_s
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     async with context.watcher.subscribe(job.id) as subscription:

@@ -25,7 +25,7 @@ from reelserve.errors import InputError, InvalidParameter
 from reelserve.jobs import Voice
 from reelserve.media.inputs import ImageFetcher
 from reelserve.media.voices import decode_voice, estimate_pitch_hz
-from reelserve.settings import Settings
+from reelserve.settings_sections import FetchSettings
 
 router = APIRouter()
 MAX_NAME_CHARS = 64
@@ -37,9 +37,9 @@ VOICE_URL_RULE = ("is required: an http(s) or data: URL of a speech sample (audi
              responses={400: {"model": schemas.ErrorBody}})
 async def create_voice(request: Request, key: CallerKey, context: Context) -> JSONResponse:
     await context.store.count_submit(key.id)
-    body = await read_json_body(request, context.settings.max_body_bytes)
+    body = await read_json_body(request, context.api.max_body_bytes)
     url, name = _voice_request(body)
-    data = await anyio.to_thread.run_sync(_fetch_sample, context.settings, url)
+    data = await anyio.to_thread.run_sync(_fetch_sample, context.api.fetch, url)
     pitch_hz, sample = await anyio.to_thread.run_sync(_measure_sample, data)
     voice = await context.store.create_voice(key.id, name, pitch_hz, sample)
     return JSONResponse(_voice_body(voice))
@@ -51,9 +51,9 @@ async def list_voices(key: CallerKey, context: Context) -> JSONResponse:
     return JSONResponse({"voices": [_voice_body(voice) for voice in voices]})
 
 
-def _fetch_sample(settings: Settings, url: str) -> bytes:
+def _fetch_sample(fetch: FetchSettings, url: str) -> bytes:
     try:
-        return ImageFetcher.from_settings(settings.fetch).load_bytes("voice_url", url)
+        return ImageFetcher.from_settings(fetch).load_bytes("voice_url", url)
     except InputError as error:
         raise InvalidParameter("voice_url", error.reason) from error
 

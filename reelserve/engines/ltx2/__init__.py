@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reelserve.settings import Settings
+from reelserve.settings_sections import Ltx2Settings
 
 if TYPE_CHECKING:
     from reelserve.engines.ltx2.engine import Ltx2Engine
 
 
-def create_engine(settings: Settings) -> Ltx2Engine:
+def create_engine(settings: Ltx2Settings) -> Ltx2Engine:
     """Factory named by the engine registry: checks torch before importing the engine."""
     from reelserve.engines.ltx2.runtime import import_torch
 

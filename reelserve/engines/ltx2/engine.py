@@ -48,7 +48,7 @@ from reelserve.engines.ltx2.schedule import StageSchedulers
 from reelserve.errors import EngineError, EngineUnavailable, Interrupted
 from reelserve.media.encode import AUDIO_RATE, Mp4Writer
 from reelserve.model_store import resolve_model_path
-from reelserve.settings import Settings
+from reelserve.settings_sections import Ltx2Settings
 
 log = logging.getLogger("reelserve.engines.ltx2")
 GENERATION_SHARE = 0.92  # of the progress bar; encoding the MP4 is the rest
@@ -59,18 +59,18 @@ class Ltx2Engine:
 
     name = "ltx2"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Ltx2Settings) -> None:
         self.settings = settings
         self.torch = import_torch()
-        self.model_path = resolve_model_path(settings)
-        self.profile: ModelProfile = read_model_profile(self.model_path, settings.ltx2_steps)
-        self.two_stage = check_profile(settings.ltx2_profile) == "two-stage"
+        self.model_path = resolve_model_path(settings.models)
+        self.profile: ModelProfile = read_model_profile(self.model_path, settings.steps)
+        self.two_stage = check_profile(settings.profile) == "two-stage"
         if self.two_stage and not self.profile.has_upsampler:
             raise EngineUnavailable(
                 f"{self.model_path} has no latent_upsampler/: the two-stage recipe needs it. "
                 "Pull it with `reelserve models pull ltx-2`, or set REELSERVE_LTX2_PROFILE=fast")
         self.pipe, self.upsampler = load_components(
-            self.model_path, self.torch, "float32" if settings.ltx2_dtype == "auto"
+            self.model_path, self.torch, "float32" if settings.dtype == "auto"
             and not self.torch.cuda.is_available() else _load_dtype(settings, self.torch))
         self.geometry = Geometry(self.pipe.vae_spatial_compression_ratio,
                                  self.pipe.vae_temporal_compression_ratio)
@@ -83,7 +83,7 @@ class Ltx2Engine:
         self.offload_hooks = apply_runtime(self.pipe, self.upsampler if self.two_stage else None,
                                            self.runtime, self.torch)
         log.info("ltx2 %s from %s, %s profile, on %s", self.profile.variant, self.model_path,
-                 settings.ltx2_profile, self.runtime.describe())
+                 settings.profile, self.runtime.describe())
 
     def check_inputs(self, params: JobParams, inputs: GenerationInputs) -> None:
         """Reject an image-to-video request whose images did not arrive decoded."""
@@ -94,13 +94,13 @@ class Ltx2Engine:
             if url is not None and image is None:
                 raise EngineError(f"{field_name} {url[:80]!r} was given but no decoded "
                                   "image reached the engine")
-        if self.settings.ltx2_long_side % 32:
+        if self.settings.long_side % 32:
             raise EngineError(f"REELSERVE_LTX2_LONG_SIDE must be a multiple of 32, "
-                              f"not {self.settings.ltx2_long_side}")
+                              f"not {self.settings.long_side}")
 
     def stages_for(self, params: JobParams, frames: int) -> list[Stage]:
         """The stages one shot of ``frames`` generated frames runs (what the plan prints)."""
-        render = render_size(params.size, self.settings.ltx2_long_side, self.two_stage,
+        render = render_size(params.size, self.settings.long_side, self.two_stage,
                              self.geometry)
         return plan_stages(render, frames, self.two_stage, self.profile.base_steps,
                            self.profile.refine_steps, self.geometry)
@@ -133,7 +133,7 @@ class Ltx2Engine:
                 sounds.append((to_output_rate(audio, rate), shot.frames * AUDIO_RATE // FPS))
         soundtrack = None
         if params.generate_audio:
-            fade = self.settings.ltx2_crossfade_ms * AUDIO_RATE // 1000
+            fade = self.settings.crossfade_ms * AUDIO_RATE // 1000
             soundtrack = join_shots(sounds, fade)
         self._write(params, clips, soundtrack, output_path, progress, should_stop)
         progress(1.0)
@@ -232,7 +232,7 @@ class Ltx2Engine:
         return moved
 
     def _workload(self) -> Workload:
-        render = render_size((1920, 1088), self.settings.ltx2_long_side, self.two_stage,
+        render = render_size((1920, 1088), self.settings.long_side, self.two_stage,
                              self.geometry)
         stages = plan_stages(render, 121, self.two_stage, 1, 1, self.geometry)
         tokens = max(s.latent_frames * (s.width // self.geometry.spatial)
@@ -293,7 +293,7 @@ class PromptCache:
         return self.found[text]
 
 
-def create_engine(settings: Settings) -> Ltx2Engine:
+def create_engine(settings: Ltx2Settings) -> Ltx2Engine:
     """Factory named by the engine registry."""
     return Ltx2Engine(settings)
 
@@ -313,9 +313,9 @@ def _guided(sampling: dict[str, Any]) -> bool:
     return float(sampling.get("guidance_scale", 1.0)) > 1.0
 
 
-def _load_dtype(settings: Settings, torch: Any) -> str:
-    if settings.ltx2_dtype != "auto":
-        return settings.ltx2_dtype
+def _load_dtype(settings: Ltx2Settings, torch: Any) -> str:
+    if settings.dtype != "auto":
+        return settings.dtype
     return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
 
 

@@ -22,7 +22,7 @@ from reelserve.engines.ltx2.placement import (
 )
 from reelserve.errors import EngineUnavailable
 from reelserve.model_store import INSTALL_HINT
-from reelserve.settings import Settings
+from reelserve.settings_sections import Ltx2Settings
 
 OFFLOADS = ("auto", "none", "model", "sequential")
 ATTENTION_BACKENDS = {"sdpa": "native", "flash": "flash", "sage": "sage"}
@@ -78,32 +78,32 @@ def root_cause(error: BaseException) -> str:
     return f"{type(root).__name__}: {text}" if text else type(root).__name__
 
 
-def choose_runtime(settings: Settings, torch: Any, sizes: dict[str, int],
+def choose_runtime(settings: Ltx2Settings, torch: Any, sizes: dict[str, int],
                    work: Workload) -> Runtime:
     """Resolve every "auto" setting for this machine and these component sizes."""
-    device = settings.ltx2_device
+    device = settings.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise EngineUnavailable(f"REELSERVE_LTX2_DEVICE is {device!r} but CUDA is not available")
-    if settings.ltx2_offload not in OFFLOADS:
+    if settings.offload not in OFFLOADS:
         raise EngineUnavailable(f"REELSERVE_LTX2_OFFLOAD must be one of {', '.join(OFFLOADS)}, "
-                                f"not {settings.ltx2_offload!r}")
-    free_gib = settings.ltx2_gpu_memory_gib or None
+                                f"not {settings.offload!r}")
+    free_gib = settings.gpu_memory_gib or None
     if device.startswith("cuda") and free_gib is None:
         free, _total = torch.cuda.mem_get_info(torch.device(device))
         free_gib = free / GIB
-    dtype = settings.ltx2_dtype
+    dtype = settings.dtype
     if dtype == "auto":
         dtype = "float32" if device == "cpu" else (
             "bfloat16" if torch.cuda.is_bf16_supported() else "float16")
-    weights = settings.ltx2_weights
-    if device == "cpu" or settings.ltx2_offload != "auto":
-        offload = "none" if device == "cpu" else settings.ltx2_offload
+    weights = settings.weights
+    if device == "cpu" or settings.offload != "auto":
+        offload = "none" if device == "cpu" else settings.offload
         placement = forced_placement(sizes, offload, work, "fp8" if weights == "fp8" else "bf16")
     else:
         placement = choose_placement(sizes, free_gib or 0.0, work, weights)
-    tiling = settings.ltx2_vae_tiling
+    tiling = settings.vae_tiling
     if tiling not in ("auto", "on", "off"):
         raise EngineUnavailable(f"REELSERVE_LTX2_VAE_TILING must be auto, on or off, "
                                 f"not {tiling!r}")
@@ -111,18 +111,18 @@ def choose_runtime(settings: Settings, torch: Any, sizes: dict[str, int],
     return Runtime(device, dtype, placement, vae_tiling, free_gib, speed_options(settings))
 
 
-def speed_options(settings: Settings) -> dict[str, str]:
+def speed_options(settings: Ltx2Settings) -> dict[str, str]:
     """The speed settings, checked: unknown values are refused by name."""
-    if settings.ltx2_attention not in ATTENTION_BACKENDS:
+    if settings.attention not in ATTENTION_BACKENDS:
         raise EngineUnavailable(f"REELSERVE_LTX2_ATTENTION must be one of "
-                                f"{', '.join(ATTENTION_BACKENDS)}, not {settings.ltx2_attention!r}")
-    if settings.ltx2_cache not in CACHES:
+                                f"{', '.join(ATTENTION_BACKENDS)}, not {settings.attention!r}")
+    if settings.cache not in CACHES:
         raise EngineUnavailable(f"REELSERVE_LTX2_CACHE must be one of {', '.join(CACHES)}, "
-                                f"not {settings.ltx2_cache!r}")
-    options = {"attention": settings.ltx2_attention, "cache": settings.ltx2_cache,
-               "compile": "on" if settings.ltx2_compile else "off"}
-    if settings.ltx2_cache != "off":
-        options["cache_threshold"] = str(settings.ltx2_cache_threshold)
+                                f"not {settings.cache!r}")
+    options = {"attention": settings.attention, "cache": settings.cache,
+               "compile": "on" if settings.compile else "off"}
+    if settings.cache != "off":
+        options["cache_threshold"] = str(settings.cache_threshold)
     return options
 
 

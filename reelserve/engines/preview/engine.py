@@ -30,7 +30,7 @@ from reelserve.engines.preview.speech import shared_speech
 from reelserve.engines.preview.textscene import TextShot
 from reelserve.errors import EngineError, Interrupted
 from reelserve.media.encode import Mp4Writer
-from reelserve.settings import Settings
+from reelserve.settings_sections import PreviewSettings
 
 Planes = npt.NDArray[np.uint8]  # one I420 frame
 PROGRESS_EVERY = 6  # frames between progress reports
@@ -52,7 +52,7 @@ class PreviewEngine:
 
     name = "preview"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: PreviewSettings) -> None:
         self.settings = settings
 
     def check_inputs(self, params: JobParams, inputs: GenerationInputs) -> None:
@@ -104,7 +104,7 @@ class PreviewEngine:
         progress(1.0)
 
 
-def create_engine(settings: Settings) -> PreviewEngine:
+def create_engine(settings: PreviewSettings) -> PreviewEngine:
     """Factory named by the engine registry."""
     return PreviewEngine(settings)
 
