@@ -69,7 +69,7 @@ def test_full_model_one_base_step_and_the_guided_refine_run(tmp_path: Path) -> N
 
     model = save_tiny_ltx2(tmp_path / "full", distilled=False, layers=STG_LAYERS)
     engine: Any = load_engine("ltx2", Settings(model_path=str(model), ltx2_long_side=128,
-                                               ltx2_steps=1))
+                                               ltx2_steps=1).engines)
     assert engine.profile.base_steps == 1 and not engine.profile.distilled
     seen: list[list[float]] = []
     params = parse_submit(MODELS["kling-3-standard-text2video"],
