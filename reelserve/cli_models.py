@@ -83,7 +83,8 @@ def models_plan(
     duration: Annotated[int, typer.Option(help="Seconds of video.")] = 5,
     aspect: Annotated[str, typer.Option(help="16:9, 9:16 or 1:1.")] = "16:9",
     profile: Annotated[str, typer.Option(help="two-stage or fast.")] = "two-stage",
-    version: Annotated[str, typer.Option(help="LTX-2 generation: 2.0 or 2.3.")] = "2.0",
+    version: Annotated[str, typer.Option(
+        help="LTX-2 generation: 2.0 or 2.3 (2.5 is not packaged).")] = "2.0",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Will a clip fit, and how much compute: stages, sizes, placement, peak, TFLOPs.

@@ -195,6 +195,13 @@ def test_models_plan_json_has_the_issue_keys(tmp_path: Path) -> None:
     assert plan["peak_gpu_gib"] <= 80 and plan["tflops"] > 1000
 
 
+def test_models_plan_for_ltx_2_5_says_its_configs_are_not_packaged(tmp_path: Path) -> None:
+    done = _plan(tmp_path, "--version", "2.5", "--gpu-memory", "80")
+    assert done.returncode == 2
+    assert "LTX-2.5's component configs are not packaged" in done.stdout
+    assert "latent upsampler" in done.stdout and "--version 2.3" in done.stdout
+
+
 def test_models_plan_that_cannot_fit_exits_non_zero_naming_the_gib(tmp_path: Path) -> None:
     done = _plan(tmp_path, "--gpu-memory", "6")
     assert done.returncode == 1

@@ -88,3 +88,28 @@ def test_keyframe_images_are_not_re_encoded(pipe: Any, monkeypatch: pytest.Monke
     monkeypatch.setattr(pipeline_ltx2_condition, "apply_image_conditioning_crf", spy)
     _prepare(pipe, [PixelCondition(frames=Image.new("RGB", (64, 64)), crf=0, pixel_frame=0)])
     assert seen == [0]  # crf 0: the H.264 round trip is skipped
+
+
+def test_every_element_image_becomes_a_keyframe_at_its_pixel_frame(pipe: Any) -> None:
+    from reelserve.engines.base import ElementImages, GenerationInputs
+    from reelserve.engines.ltx2.engine import shot_conditions
+    from reelserve.engines.ltx2.keyframes import PixelCondition
+    from reelserve.engines.ltx2.plan import Guide, ShotJob, element_guides
+
+    frontal, reference = Image.new("RGB", (64, 64), (250, 250, 0)), Image.new("RGB", (64, 64))
+    inputs = GenerationInputs(start_image=Image.new("RGB", (64, 64), (0, 0, 250)),
+                              elements=(ElementImages(frontal, (reference,)),))
+    guides = element_guides("@Element1 waves", inputs, KEPT, first_frame_free=False)
+    assert [(g.image, g.frame) for g in guides] == [("element:1", 24), ("element:1:1", 47)]
+    shot = ShotJob(0, "x", KEPT, FRAMES, (Guide("start", 0), *guides))
+    latents, mask, clean, coords = _prepare(pipe, shot_conditions(shot, inputs))
+    per_frame, base = 4, 40
+    assert latents.shape[1] == base + 2 * per_frame  # two keyframes appended
+    assert torch.all(mask[0, :per_frame] == 1.0)  # the start image, at full strength
+    assert torch.allclose(mask[0, base:], torch.full_like(mask[0, base:], 0.4))
+    assert [round(float(coords[0, 0, i * per_frame, 0]) * FPS) for i in range(2)] == [24, 47]
+    # The second keyframe's tokens are the reference image's own latents.
+    _l, _m, alone, _c = _prepare(pipe, [PixelCondition(frames=reference, crf=0,
+                                                       pixel_frame=47, strength=0.4)])
+    assert torch.allclose(clean[0, base + per_frame:], alone[0, base:])
+    assert not torch.allclose(clean[0, base:base + per_frame], alone[0, base:])

@@ -13,6 +13,7 @@ from reelserve.catalog.params import JobParams, parse_submit
 from reelserve.engines.base import ElementImages, GenerationInputs, VoiceSample
 from reelserve.engines.ltx2.plan import (
     ELEMENT_GUIDE_STRENGTH,
+    MAX_ELEMENT_GUIDES,
     Guide,
     generation_frames,
     guidance_scale,
@@ -113,6 +114,40 @@ def test_multi_prompt_is_one_generation_per_shot_with_images_at_the_ends() -> No
     ]
     assert shots[1].prompt == ("close on the first subject walking "
                                "Scene: a lighthouse at night")
+
+
+def _element(references: int, frontal: bool = True) -> ElementImages:
+    return ElementImages(PICTURE if frontal else None, (PICTURE,) * references)
+
+
+def test_every_named_element_image_guides_the_shot_up_to_the_cap() -> None:
+    params = _params(prompt="@Element2 hands @Element1 a lantern", duration="5",
+                     elements=[{"frontal_image_url": URL}] * 3)
+    inputs = GenerationInputs(elements=(_element(2), _element(1), _element(3)))
+    [shot] = plan_shots(params, inputs)
+    weak = ELEMENT_GUIDE_STRENGTH
+    # Frontals in the order named, then first references in turn; element 3 is not named.
+    assert shot.guides == (Guide("element:2", 0, weak), Guide("element:1", 30, weak),
+                           Guide("element:2:1", 60, weak), Guide("element:1:1", 89, weak))
+    assert len(shot.guides) == MAX_ELEMENT_GUIDES
+
+
+def test_element_images_sit_between_the_start_and_end_images() -> None:
+    params = _params(I2V, prompt="@Element1 waves", start_image_url=URL, end_image_url=URL,
+                     duration="5", elements=[{"frontal_image_url": URL}])
+    inputs = GenerationInputs(start_image=PICTURE, end_image=PICTURE,
+                              elements=(_element(1),))
+    [shot] = plan_shots(params, inputs)
+    weak = ELEMENT_GUIDE_STRENGTH
+    assert shot.guides == (Guide("start", 0), Guide("element:1", 40, weak),
+                           Guide("element:1:1", 79, weak), Guide("end", 119))
+
+
+def test_an_element_with_only_reference_images_never_takes_frame_0() -> None:
+    params = _params(prompt="@Element1 runs", duration="3")
+    [shot] = plan_shots(params, GenerationInputs(elements=(_element(2, frontal=False),)))
+    weak = ELEMENT_GUIDE_STRENGTH
+    assert shot.guides == (Guide("element:1:1", 24, weak), Guide("element:1:2", 47, weak))
 
 
 def test_voices_and_elements_become_words() -> None:

@@ -56,7 +56,7 @@ def test_two_stages_run_the_latent_upsampler_and_refine_at_twice_the_size(engine
         handle.remove()
     [(before, after)] = sizes
     assert before[-2:] == (2, 2) and after[-2:] == (4, 4)  # 64x64 base -> 128x128 at 32x
-    assert video.shape == (9, 128, 128, 3)
+    assert tuple(video.shape) == (9, 3, 128, 128)  # (frames, channels, height, width)
     assert [s.name for s in engine.stages_for(PARAMS, 73)] == ["base", "upsample", "refine"]
 
 

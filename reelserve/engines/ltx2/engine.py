@@ -6,16 +6,17 @@ x2 latent upsampler and a short refine at the output size rounded up to 64
 (``two-stage``), or one stage (``fast``). The decoded frames are cropped to the
 output, never upscaled (unless ``REELSERVE_LTX2_LONG_SIDE`` asks for a smaller
 render), cut to exactly duration x 24 frames, and the model's own audio is
-resampled to 48 kHz with a short crossfade at each cut.
+resampled to 48 kHz with a short crossfade at each cut. Frames go to the encoder one
+at a time, converted on a thread ahead of it (``frames.planes_ahead``).
 """
 
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
@@ -23,6 +24,7 @@ from PIL import Image
 from reelserve.catalog import JobParams
 from reelserve.engines.base import GenerationInputs, ProgressCallback, StopCheck
 from reelserve.engines.ltx2.audio import join_shots, to_output_rate
+from reelserve.engines.ltx2.frames import ShotFrames, frames_to_host, planes_ahead
 from reelserve.engines.ltx2.keyframes import PixelCondition
 from reelserve.engines.ltx2.placement import Workload
 from reelserve.engines.ltx2.plan import FPS, Guide, ShotJob, guidance_scale, plan_shots
@@ -31,7 +33,6 @@ from reelserve.engines.ltx2.recipe import (
     Geometry,
     Stage,
     check_profile,
-    crop_box,
     plan_stages,
     render_size,
 )
@@ -43,13 +44,13 @@ from reelserve.engines.ltx2.runtime import (
     import_torch,
     load_components,
 )
+from reelserve.engines.ltx2.schedule import StageSchedulers
 from reelserve.errors import EngineError, EngineUnavailable, Interrupted
 from reelserve.media.encode import AUDIO_RATE, Mp4Writer
 from reelserve.model_store import resolve_model_path
 from reelserve.settings_sections import Ltx2Settings
 
 log = logging.getLogger("reelserve.engines.ltx2")
-Rgb = npt.NDArray[np.uint8]
 GENERATION_SHARE = 0.92  # of the progress bar; encoding the MP4 is the rest
 
 
@@ -121,13 +122,13 @@ class Ltx2Engine:
             return {}
 
         prompts = PromptCache(self, params.negative_prompt)
-        clips: list[Rgb] = []
+        clips: list[ShotFrames] = []
         sounds: list[tuple[npt.NDArray[np.float32], int]] = []
         for shot in shots:
             if should_stop():
                 raise Interrupted("ltx2 generation was stopped")
             video, audio, rate = self.render_shot(params, inputs, shot, prompts, on_step)
-            clips.append(self._to_output(video[:shot.frames], params.size))
+            clips.append(ShotFrames(video, shot.frames, params.size, self.torch))
             if params.generate_audio:
                 sounds.append((to_output_rate(audio, rate), shot.frames * AUDIO_RATE // FPS))
         soundtrack = None
@@ -138,8 +139,9 @@ class Ltx2Engine:
         progress(1.0)
 
     def render_shot(self, params: JobParams, inputs: GenerationInputs, shot: ShotJob,
-                    prompts: PromptCache, on_step: Any) -> tuple[Rgb, Any, int]:
-        """One shot through every stage: (frames at render size, raw audio, its rate)."""
+                    prompts: PromptCache, on_step: Any) -> tuple[Any, Any, int]:
+        """One shot through every stage: (frames at render size on the CPU, a
+        (frames, 3, height, width) tensor; raw audio; its rate)."""
         torch = self.torch
         stages = self.stages_for(params, shot.generate_frames)
         generator = torch.Generator(device="cpu").manual_seed(params.seed + shot.index)
@@ -158,11 +160,9 @@ class Ltx2Engine:
         except Interrupted:
             self._after_failure()
             raise
-        # (frames, 3, height, width) in [0, 1], still on the device: converted to uint8
-        # there, so only a quarter of the bytes of float frames cross to the CPU.
-        frames = output.frames[0]
-        video = (frames.float().mul(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8)
-                 .permute(0, 2, 3, 1).contiguous().cpu().numpy())
+        # (frames, 3, height, width) in [0, 1]: on a GPU converted to uint8 there, so
+        # only a quarter of the bytes cross to the CPU; on the CPU left as they are.
+        video = frames_to_host(output.frames[0], torch)
         rate = int(getattr(self.pipe.vocoder.config, "output_sampling_rate", 24_000))
         return video, output.audio[0].float().cpu().numpy(), rate
 
@@ -175,8 +175,9 @@ class Ltx2Engine:
         common = {"num_frames": shot.generate_frames, "frame_rate": float(FPS),
                   "generator": generator, "callback_on_step_end": on_step,
                   "max_sequence_length": self.profile.max_sequence_length}
-        conditions = self._conditions(shot, inputs)
+        conditions = shot_conditions(shot, inputs)
         last = "pt" if len(stages) == 1 else "latent"
+        self.pipe.scheduler = self.schedulers.for_sampling(base)
         output = self.pipe(conditions=conditions or None, width=first.width, height=first.height,
                            output_type=last, **embeds, **common, **base)
         if len(stages) == 1:
@@ -189,14 +190,20 @@ class Ltx2Engine:
         embeds = prompts.get(shot.prompt, guided=_guided(refine_sampling))
         if self.profile.refine_lora:
             self.pipe.enable_lora()
+        self.pipe.scheduler = self.schedulers.for_sampling(refine_sampling)
         try:
-            return self.pipe(conditions=self._conditions(shot, inputs) or None,
+            return self.pipe(conditions=shot_conditions(shot, inputs) or None,
                              width=refine.width, height=refine.height, latents=upsampled,
                              audio_latents=output.audio, output_type="pt", **embeds, **common,
                              **refine_sampling)
         finally:
             if self.profile.refine_lora:
                 self.pipe.disable_lora()
+
+    @cached_property
+    def schedulers(self) -> StageSchedulers:
+        """Per stage: shifted for a step count, exact for listed sigmas (``schedule.py``)."""
+        return StageSchedulers(self.pipe.scheduler)
 
     def upsampler_pipe(self) -> Any:
         from diffusers import LTX2LatentUpsamplePipeline
@@ -217,13 +224,6 @@ class Ltx2Engine:
             hook.offload()
         return embeds, mask
 
-    def _conditions(self, shot: ShotJob, inputs: GenerationInputs) -> list[Any]:
-        # The full-resolution image, with no re-encode (crf 0): the pipeline resizes it
-        # to each stage's size itself, as Lightricks' code does.
-        return [PixelCondition(frames=_guide_image(guide, inputs).convert("RGB"),
-                               index=0, strength=guide.strength, crf=0,
-                               pixel_frame=guide.frame) for guide in shot.guides]
-
     def _sampling(self, sampling: dict[str, Any], cfg_scale: float) -> dict[str, Any]:
         moved = dict(sampling)
         for key in ("guidance_scale", "audio_guidance_scale"):
@@ -239,32 +239,25 @@ class Ltx2Engine:
                      * (s.height // self.geometry.spatial) for s in stages)
         return Workload(tokens, 2 if _guided(self.profile.base) else 1, self.profile.num_layers)
 
-    def _to_output(self, video: Rgb, size: tuple[int, int]) -> Rgb:
-        height, width = video.shape[1:3]
-        left, top, crop_w, crop_h = crop_box((width, height), size)
-        cropped = video[:, top:top + crop_h, left:left + crop_w]
-        if (crop_w, crop_h) == size:
-            return np.ascontiguousarray(cropped)
-        # Only a render smaller than the output (REELSERVE_LTX2_LONG_SIDE) is scaled.
-        return np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_CUBIC)
-                         for frame in cropped])
-
-    def _write(self, params: JobParams, clips: list[Rgb],
+    def _write(self, params: JobParams, clips: list[ShotFrames],
                soundtrack: npt.NDArray[np.float32] | None, output_path: Path,
                progress: ProgressCallback, should_stop: StopCheck) -> None:
         width, height = params.size
         written = 0
         with Mp4Writer(output_path, width, height, frame_count=params.frame_count,
                        audio=soundtrack) as writer:
-            for clip in clips:  # shots follow each other with hard cuts
-                for frame in clip:
+            frames = planes_ahead(clips)  # shots follow each other with hard cuts
+            try:
+                for planes in frames:
                     if should_stop():
                         raise Interrupted("ltx2 generation was stopped")
-                    writer.write(frame)
+                    writer.write_i420(planes)
                     written += 1
                     if written % 12 == 0:
                         progress(GENERATION_SHARE + (1 - GENERATION_SHARE)
                                  * written / params.frame_count)
+            finally:
+                frames.close()
 
     def _free_cache(self) -> None:
         if self.torch.cuda.is_available():
@@ -305,6 +298,17 @@ def create_engine(settings: Ltx2Settings) -> Ltx2Engine:
     return Ltx2Engine(settings)
 
 
+def shot_conditions(shot: ShotJob, inputs: GenerationInputs) -> list[Any]:
+    """The pipeline's conditions for one shot: each guide's image at its pixel frame.
+
+    The full-resolution image, with no re-encode (crf 0): the pipeline resizes it to
+    each stage's size itself, as Lightricks' code does.
+    """
+    return [PixelCondition(frames=_guide_image(guide, inputs).convert("RGB"),
+                           index=0, strength=guide.strength, crf=0,
+                           pixel_frame=guide.frame) for guide in shot.guides]
+
+
 def _guided(sampling: dict[str, Any]) -> bool:
     return float(sampling.get("guidance_scale", 1.0)) > 1.0
 
@@ -321,7 +325,9 @@ def _guide_image(guide: Guide, inputs: GenerationInputs) -> Image.Image:
     if guide.image == "end" and inputs.end_image is not None:
         return inputs.end_image
     if guide.image.startswith("element:"):
-        frontal = inputs.elements[int(guide.image.partition(":")[2]) - 1].frontal
-        if frontal is not None:
-            return frontal
+        number, _, reference = guide.image.removeprefix("element:").partition(":")
+        element = inputs.elements[int(number) - 1]
+        image = element.references[int(reference) - 1] if reference else element.frontal
+        if image is not None:
+            return image
     raise EngineError(f"no image for the {guide.image} condition")

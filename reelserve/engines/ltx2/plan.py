@@ -16,7 +16,10 @@ from reelserve.engines.base import GenerationInputs, VoiceSample
 FPS = 24
 FRAME_STEP = 8  # ... and 8x in time, after a first frame: 8k+1 frames
 DEFAULT_CFG = 0.5  # the contract's default cfg_scale maps to the model's own guidance
-ELEMENT_GUIDE_STRENGTH = 0.4  # how hard an element's image pulls a shot's first frame
+ELEMENT_GUIDE_STRENGTH = 0.4  # how hard an element's image pulls the frame it is pinned to
+# Element images one shot takes as keyframes. The pipeline takes any number, but each
+# one adds a latent frame of tokens to every step (1/16 of a 5 s clip's work).
+MAX_ELEMENT_GUIDES = 4
 
 _ELEMENT = re.compile(r"@Element([1-9])\b", re.IGNORECASE)
 _VOICE = re.compile(r"<<<voice_([1-9])>>>", re.IGNORECASE)
@@ -27,7 +30,9 @@ _ORDINALS = ("first", "second", "third", "fourth", "fifth")
 class Guide:
     """An image pinned to a pixel frame of one generation (``keyframes.PixelCondition``)."""
 
-    image: str  # "start", "end" or "element:N" (1-based), resolved by the engine
+    # "start", "end", "element:N" (element N's frontal image) or "element:N:R" (its
+    # reference image R); N and R 1-based, resolved by the engine
+    image: str
     frame: int  # pixel frame: 0 for the first, the shot's last output frame for the end
     strength: float = 1.0
 
@@ -65,8 +70,8 @@ def plan_shots(params: JobParams, inputs: GenerationInputs) -> list[ShotJob]:
 
     The start image is pinned to pixel frame 0 of the first shot and the end image
     to the last output frame of the last shot (frame 119 of a 5 s shot, whose
-    generation has 121 frames and is then cut to 120). A later shot that names an
-    ``@ElementN`` whose image came starts near that image (a weak first-frame guide).
+    generation has 121 frames and is then cut to 120). The images of the elements a
+    shot names become weak guides (``element_guides``).
     """
     if params.shots:
         segments = [(shot.prompt, shot.duration * FPS) for shot in params.shots]
@@ -76,12 +81,10 @@ def plan_shots(params: JobParams, inputs: GenerationInputs) -> list[ShotJob]:
     jobs = []
     for index, (text, frames) in enumerate(segments):
         guides: list[Guide] = []
-        if index == 0 and inputs.start_image is not None:
+        starts = index == 0 and inputs.start_image is not None
+        if starts:
             guides.append(Guide("start", 0))
-        elif index > 0:
-            element = _first_element(text, inputs)
-            if element is not None:
-                guides.append(Guide(f"element:{element}", 0, ELEMENT_GUIDE_STRENGTH))
+        guides.extend(element_guides(text, inputs, frames, first_frame_free=not starts))
         if index == count - 1 and inputs.end_image is not None:
             guides.append(Guide("end", frames - 1))  # the last frame the output keeps
         prompt = rewrite_prompt(text, params.prompt if params.shots else "", inputs)
@@ -104,12 +107,30 @@ def rewrite_prompt(text: str, context: str, inputs: GenerationInputs) -> str:
     return prompt
 
 
-def _first_element(text: str, inputs: GenerationInputs) -> int | None:
-    for match in _ELEMENT.finditer(text):
-        number = int(match.group(1))
-        if number <= len(inputs.elements) and inputs.elements[number - 1].frontal is not None:
-            return number
-    return None
+def element_guides(text: str, inputs: GenerationInputs, frames: int,
+                   first_frame_free: bool) -> list[Guide]:
+    """Weak guides (strength 0.4) for the images of the elements ``text`` names.
+
+    The images, in order: the frontal image of each named element (in the order they
+    are first named), then their reference images in turn (every element's first,
+    then every element's second, ...), at most ``MAX_ELEMENT_GUIDES``. When frame 0 is
+    free (no start image) and the first is a frontal image, it guides frame 0; the
+    others sit evenly spaced strictly between the first and the last output frame.
+    """
+    named = list(dict.fromkeys(int(m.group(1)) for m in _ELEMENT.finditer(text)))
+    elements = [(n, inputs.elements[n - 1]) for n in named if n <= len(inputs.elements)]
+    images = [f"element:{n}" for n, element in elements if element.frontal is not None]
+    depth = max((len(element.references) for _, element in elements), default=0)
+    images += [f"element:{n}:{r + 1}" for r in range(depth)
+               for n, element in elements if r < len(element.references)]
+    images = images[:MAX_ELEMENT_GUIDES]
+    guides = []
+    if first_frame_free and images and images[0].count(":") == 1:
+        guides.append(Guide(images.pop(0), 0, ELEMENT_GUIDE_STRENGTH))
+    spaced = len(images) + 1
+    guides += [Guide(image, round((i + 1) * (frames - 1) / spaced), ELEMENT_GUIDE_STRENGTH)
+               for i, image in enumerate(images)]
+    return guides
 
 
 def _voice_words(number: int, voices: tuple[VoiceSample, ...]) -> str:

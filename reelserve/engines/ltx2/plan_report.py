@@ -28,6 +28,17 @@ def local_free_gib() -> float | None:
     return float(free) / 1024**3
 
 
+# Why there is no configs/ltx-2.5.json: its sizes could not be taken from a source.
+LTX_2_5_NOT_PACKAGED = (
+    "LTX-2.5's component configs are not packaged, so it cannot be planned: diffusers' "
+    "converter (scripts/convert_ltx2_to_diffusers.py, commit 58eb52c) has its transformer, "
+    "VAE, audio VAE and vocoder, but derives the connectors from a Gemma 4 text encoder that "
+    "is not one fixed checkpoint and has no LTX-2.5 latent upsampler config, and no other "
+    "public source at hand has them; parameter counts are never typed in. --version 2.3 "
+    "is the nearest plan: 2.5's transformer differs from 2.3's only by the video FFN's bias "
+    "and a keyframe position embedding (the converter's own note)")
+
+
 def run_plan_command(*, variant: str, gpu_memory: float | None, duration: int, aspect: str,
                      profile: str, version: str, as_json: bool) -> int:
     problem = _check_options(variant, duration, aspect, profile, version)
@@ -88,6 +99,8 @@ def _check_options(variant: str, duration: int, aspect: str, profile: str,
         return f"--duration must be 1 to 60 seconds, not {duration}"
     if profile not in ("two-stage", "fast"):
         return f"--profile must be two-stage or fast, not {profile!r}"
+    if version == "2.5":
+        return LTX_2_5_NOT_PACKAGED
     if version not in ("2.0", "2.3"):
         return f"--version must be 2.0 or 2.3 (the configs kept in the package), not {version!r}"
     return ""
