@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 
 from reelserve.errors import InvalidSetting
 from reelserve.settings_sections import (
+    LTX2_CHOICES,
     ApiSettings,
     CustomEngineSettings,
     EngineChildSettings,
@@ -370,6 +372,13 @@ def _check(settings: Settings) -> None:
     if not 0 <= settings.port < 65536:
         raise InvalidSetting(_variable("port"),
                              f"must be a TCP port (0-65535), not {settings.port}")
+    for name, choices in LTX2_CHOICES.items():
+        if getattr(settings, name) not in choices:
+            raise InvalidSetting(_variable(name), f"must be one of {', '.join(choices)}, "
+                                 f"not {getattr(settings, name)!r}")
+    if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", settings.ltx2_device):
+        raise InvalidSetting(_variable("ltx2_device"), "must be auto, cpu, cuda or cuda:N, "
+                             f"not {settings.ltx2_device!r}")
     parse_seconds_list("webhook_backoff_s", settings.webhook_backoff_s)
     parse_networks("fetch_allow_cidrs", settings.fetch_allow_cidrs)
 

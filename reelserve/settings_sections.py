@@ -100,6 +100,19 @@ class PreviewSettings:
     """The preview engine takes no options; the section keeps every factory one shape."""
 
 
+# The words each ltx2 option takes (docs/engines.md, "Settings"); ``Settings`` refuses any
+# other at load, naming the variable, so the engine never meets one.
+LTX2_CHOICES: dict[str, tuple[str, ...]] = {
+    "ltx2_dtype": ("auto", "bfloat16", "float16", "float32"),
+    "ltx2_offload": ("auto", "none", "model", "sequential"),
+    "ltx2_vae_tiling": ("auto", "on", "off"),
+    "ltx2_profile": ("two-stage", "fast"),
+    "ltx2_weights": ("auto", "bf16", "fp8"),
+    "ltx2_attention": ("sdpa", "flash", "sage"),
+    "ltx2_cache": ("off", "first-block"),
+}
+
+
 @dataclass(frozen=True)
 class Ltx2Settings:
     """The ltx2 engine's options (``REELSERVE_LTX2_*``, docs/engines.md "Settings")."""

@@ -18,7 +18,7 @@ from reelserve.catalog.params import parse_submit
 from reelserve.engines import load_engine
 from reelserve.engines.base import GenerationInputs
 from reelserve.engines.ltx2.plan import ShotJob
-from reelserve.errors import EngineUnavailable
+from reelserve.errors import EngineUnavailable, InvalidSetting
 from reelserve.settings import Settings
 
 pytest.importorskip("torch")
@@ -116,6 +116,6 @@ def test_an_attention_backend_that_is_not_installed_is_refused_by_name(
                                      ltx2_attention="sage").engines)
 
 
-def test_an_unknown_profile_is_refused_by_name(tiny_model: Path) -> None:
-    with pytest.raises(EngineUnavailable, match="REELSERVE_LTX2_PROFILE must be one of"):
-        load_engine("ltx2", Settings(model_path=str(tiny_model), ltx2_profile="turbo").engines)
+def test_an_unknown_profile_is_refused_by_name_when_the_settings_load(tiny_model: Path) -> None:
+    with pytest.raises(InvalidSetting, match="REELSERVE_LTX2_PROFILE: must be one of"):
+        Settings(model_path=str(tiny_model), ltx2_profile="turbo")

@@ -229,9 +229,35 @@ def test_the_engine_child_rebuilds_the_same_sections_from_the_environment() -> N
     ("REELSERVE_LTX2_STEPS", "-2", "ltx2"),
     ("REELSERVE_LTX2_CACHE_THRESHOLD", "0", "ltx2"),
     ("REELSERVE_WEBHOOK_BACKOFF_S", "5,-1", "webhooks"),
+    ("REELSERVE_LTX2_OFFLOAD", "turbo", "ltx2"),
+    ("REELSERVE_LTX2_PROFILE", "three-stage", "ltx2"),
+    ("REELSERVE_LTX2_ATTENTION", "xformers", "ltx2"),
+    ("REELSERVE_LTX2_CACHE", "step", "ltx2"),
+    ("REELSERVE_LTX2_WEIGHTS", "int4", "ltx2"),
+    ("REELSERVE_LTX2_DTYPE", "float64", "ltx2"),
+    ("REELSERVE_LTX2_VAE_TILING", "maybe", "ltx2"),
+    ("REELSERVE_LTX2_DEVICE", "cuda:x", "ltx2"),
+    ("REELSERVE_LTX2_DEVICE", "mps", "ltx2"),
 ])
 def test_a_bad_value_for_a_section_is_refused_naming_its_variable(
         variable: str, raw: str, section: str) -> None:
     with pytest.raises(InvalidSetting) as refused:
         getattr(settings_from_env({variable: raw}), section)
     assert refused.value.variable == variable
+
+
+@pytest.mark.parametrize(("variable", "raw"), [
+    ("REELSERVE_LTX2_OFFLOAD", "sequential"), ("REELSERVE_LTX2_PROFILE", "fast"),
+    ("REELSERVE_LTX2_ATTENTION", "flash"), ("REELSERVE_LTX2_CACHE", "first-block"),
+    ("REELSERVE_LTX2_WEIGHTS", "fp8"), ("REELSERVE_LTX2_DTYPE", "float16"),
+    ("REELSERVE_LTX2_VAE_TILING", "off"), ("REELSERVE_LTX2_DEVICE", "cuda:1"),
+])
+def test_each_word_an_ltx2_option_takes_is_accepted(variable: str, raw: str) -> None:
+    ltx2 = settings_from_env({variable: raw}).ltx2
+    assert getattr(ltx2, variable.removeprefix("REELSERVE_LTX2_").lower()) == raw
+
+
+def test_a_word_an_ltx2_option_does_not_take_is_named_with_the_words_it_does() -> None:
+    with pytest.raises(InvalidSetting, match="REELSERVE_LTX2_OFFLOAD: must be one of auto, "
+                       "none, model, sequential, not 'turbo'"):
+        settings_from_env({"REELSERVE_LTX2_OFFLOAD": "turbo"})

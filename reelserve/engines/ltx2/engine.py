@@ -32,7 +32,6 @@ from reelserve.engines.ltx2.profile import ModelProfile, read_model_profile
 from reelserve.engines.ltx2.recipe import (
     Geometry,
     Stage,
-    check_profile,
     plan_stages,
     render_size,
 )
@@ -64,7 +63,7 @@ class Ltx2Engine:
         self.torch = import_torch()
         self.model_path = resolve_model_path(settings.models)
         self.profile: ModelProfile = read_model_profile(self.model_path, settings.steps)
-        self.two_stage = check_profile(settings.profile) == "two-stage"
+        self.two_stage = settings.profile == "two-stage"
         if self.two_stage and not self.profile.has_upsampler:
             raise EngineUnavailable(
                 f"{self.model_path} has no latent_upsampler/: the two-stage recipe needs it. "

@@ -15,9 +15,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from reelserve.errors import EngineUnavailable
-
-PROFILES = ("two-stage", "fast")
 SPATIAL = 32  # LTX-2's video VAE: 32x in space ...
 TEMPORAL = 8  # ... and 8x in time after the first frame
 
@@ -39,13 +36,6 @@ class Geometry:
 
     spatial: int = SPATIAL
     temporal: int = TEMPORAL
-
-
-def check_profile(name: str) -> str:
-    if name not in PROFILES:
-        raise EngineUnavailable(f"REELSERVE_LTX2_PROFILE must be one of {', '.join(PROFILES)}, "
-                                f"not {name!r}")
-    return name
 
 
 def render_size(output: tuple[int, int], long_side: int, two_stage: bool,

@@ -24,9 +24,8 @@ from reelserve.errors import EngineUnavailable
 from reelserve.model_store import INSTALL_HINT
 from reelserve.settings_sections import Ltx2Settings
 
-OFFLOADS = ("auto", "none", "model", "sequential")
+# REELSERVE_LTX2_ATTENTION (its words: LTX2_CHOICES) to diffusers' attention backend.
 ATTENTION_BACKENDS = {"sdpa": "native", "flash": "flash", "sage": "sage"}
-CACHES = ("off", "first-block")
 
 
 @dataclass(frozen=True)
@@ -86,9 +85,6 @@ def choose_runtime(settings: Ltx2Settings, torch: Any, sizes: dict[str, int],
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise EngineUnavailable(f"REELSERVE_LTX2_DEVICE is {device!r} but CUDA is not available")
-    if settings.offload not in OFFLOADS:
-        raise EngineUnavailable(f"REELSERVE_LTX2_OFFLOAD must be one of {', '.join(OFFLOADS)}, "
-                                f"not {settings.offload!r}")
     free_gib = settings.gpu_memory_gib or None
     if device.startswith("cuda") and free_gib is None:
         free, _total = torch.cuda.mem_get_info(torch.device(device))
@@ -104,21 +100,12 @@ def choose_runtime(settings: Ltx2Settings, torch: Any, sizes: dict[str, int],
     else:
         placement = choose_placement(sizes, free_gib or 0.0, work, weights)
     tiling = settings.vae_tiling
-    if tiling not in ("auto", "on", "off"):
-        raise EngineUnavailable(f"REELSERVE_LTX2_VAE_TILING must be auto, on or off, "
-                                f"not {tiling!r}")
     vae_tiling = (device != "cpu") if tiling == "auto" else tiling == "on"
     return Runtime(device, dtype, placement, vae_tiling, free_gib, speed_options(settings))
 
 
 def speed_options(settings: Ltx2Settings) -> dict[str, str]:
-    """The speed settings, checked: unknown values are refused by name."""
-    if settings.attention not in ATTENTION_BACKENDS:
-        raise EngineUnavailable(f"REELSERVE_LTX2_ATTENTION must be one of "
-                                f"{', '.join(ATTENTION_BACKENDS)}, not {settings.attention!r}")
-    if settings.cache not in CACHES:
-        raise EngineUnavailable(f"REELSERVE_LTX2_CACHE must be one of {', '.join(CACHES)}, "
-                                f"not {settings.cache!r}")
+    """The speed settings (their words were checked when the settings were loaded)."""
     options = {"attention": settings.attention, "cache": settings.cache,
                "compile": "on" if settings.compile else "off"}
     if settings.cache != "off":
