@@ -27,7 +27,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from reelserve.errors import InvalidSetting
+from reelserve.errors import InvalidParameter, InvalidSetting
+from reelserve.gpus import parse_gpu_list
 from reelserve.settings_sections import (
     LTX2_CHOICES,
     ApiSettings,
@@ -381,6 +382,10 @@ def _check(settings: Settings) -> None:
                              f"not {settings.ltx2_device!r}")
     parse_seconds_list("webhook_backoff_s", settings.webhook_backoff_s)
     parse_networks("fetch_allow_cidrs", settings.fetch_allow_cidrs)
+    try:
+        parse_gpu_list(settings.gpus)
+    except InvalidParameter as error:
+        raise InvalidSetting(_variable("gpus"), error.rule) from None
 
 
 def parse_seconds_list(name: str, raw: str) -> tuple[float, ...]:

@@ -238,6 +238,8 @@ def test_the_engine_child_rebuilds_the_same_sections_from_the_environment() -> N
     ("REELSERVE_LTX2_VAE_TILING", "maybe", "ltx2"),
     ("REELSERVE_LTX2_DEVICE", "cuda:x", "ltx2"),
     ("REELSERVE_LTX2_DEVICE", "mps", "ltx2"),
+    ("REELSERVE_GPUS", "0,x", "worker"),
+    ("REELSERVE_GPUS", "1,1", "worker"),
 ])
 def test_a_bad_value_for_a_section_is_refused_naming_its_variable(
         variable: str, raw: str, section: str) -> None:
