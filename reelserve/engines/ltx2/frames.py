@@ -6,9 +6,9 @@ float32) cost as long as the H.264 encode itself on the CPU. Here each frame is 
 as a view, converted on its own with OpenCV (one SIMD pass per channel that scales,
 rounds and saturates; torch ops would wake its thread pool beside x264's threads),
 merged to RGB and turned into I420 planes, on one thread that keeps ``AHEAD`` frames in
-front of the encoder. On
-a GPU the frames become uint8 on the device first, a chunk at a time, so only a quarter
-of the bytes cross to the CPU and no full-clip float copy exists on either side.
+front of the encoder. On a GPU the frames become uint8 on the device first, a chunk at a
+time, so only a quarter of the bytes cross to the CPU and no full-clip float copy exists
+on either side.
 
 Imported only inside the engine child (torch).
 """
