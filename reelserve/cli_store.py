@@ -9,10 +9,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from reelserve.errors import ReelserveError
+from reelserve.errors import InvalidSetting, ReelserveError
 from reelserve.jobs import JobStore
 from reelserve.jobs.backends import open_store
-from reelserve.settings import Settings, settings_from_env
+from reelserve.settings import ENV_PREFIX, Settings, settings_from_env
 
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", help="Where the store and outputs live (REELSERVE_DATA_DIR).  "
@@ -25,9 +25,15 @@ err_console = Console(stderr=True)
 
 
 def settings_with(**overrides: object) -> Settings:
-    """The environment's settings with the command line's on top; a bad value exits 1."""
+    """The environment's settings with the command line's on top; a bad value exits 1,
+    naming the option where the value came from the command line."""
     try:
         return settings_from_env().with_overrides(**overrides)
+    except InvalidSetting as error:
+        field = error.variable.removeprefix(ENV_PREFIX).lower()
+        if overrides.get(field) is not None:
+            fail(f"--{field.replace('_', '-')}: {error.rule}")
+        fail(error.message)
     except ReelserveError as error:
         fail(error.message)
 

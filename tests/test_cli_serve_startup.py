@@ -153,3 +153,10 @@ def test_bad_gpu_list_is_refused_naming_the_option(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "gpus" in done.stderr and "0,2,5" in done.stderr
+
+
+def test_a_bad_gpu_list_from_the_environment_names_the_variable(tmp_path: Path) -> None:
+    env = {**process_env(tmp_path / "data", port=free_port()), "REELSERVE_GPUS": "1,1"}
+    done = subprocess.run(command("serve"), env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "REELSERVE_GPUS" in done.stderr and "GPU 1 twice" in done.stderr
