@@ -11,6 +11,7 @@ from reelserve.errors import (
     IdempotencyMismatch,
     InsufficientCredits,
     InvalidParameter,
+    KeyRevoked,
     QueueFull,
 )
 from reelserve.jobs.states import JobState
@@ -91,7 +92,7 @@ class JobOrder:
 # What the store answers for each order: the queued job and the key's balance
 # left (for an idempotent replay, the earlier job), or the reason it was refused.
 Submitted = tuple[Job, int]
-Refusal = InsufficientCredits | IdempotencyMismatch | QueueFull
+Refusal = InsufficientCredits | IdempotencyMismatch | QueueFull | KeyRevoked
 
 
 @dataclass(frozen=True)
