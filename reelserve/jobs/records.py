@@ -35,6 +35,25 @@ class ApiKey:
     def may_use(self, slug: str) -> bool:
         return self.models is None or slug in self.models
 
+    def identity(self) -> KeyIdentity:
+        return KeyIdentity(self.id, self.prefix, self.models)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyIdentity:
+    """What a submit needs of its key before the store write: who it is and what it may use.
+
+    Never the balance, the revocation or the caps and weight: the write reads those
+    itself, in its transaction. A key's models never change once it is made.
+    """
+
+    id: int
+    prefix: str
+    models: tuple[str, ...] | None  # None: every model
+
+    def may_use(self, slug: str) -> bool:
+        return self.models is None or slug in self.models
+
 
 def check_key_limits(weight: float | None, max_concurrent: int | None,
                      max_queued: int | None) -> None:
