@@ -16,7 +16,7 @@ from functools import lru_cache
 from starlette.requests import Request
 
 from reelserve.api.async_store import AsyncStore
-from reelserve.errors import ReelserveError, Unauthorized
+from reelserve.errors import ReelserveError, StoreTimeout, Unauthorized
 from reelserve.jobs import ApiKey, KeyIdentity
 from reelserve.keys import hash_key, looks_like_key
 
@@ -74,6 +74,8 @@ class KeyChecker:
         any other rule (unknown model, scope, rate limit, body, credits). A refusal
         costs a store read; a submit that gets through costs none.
         """
+        if isinstance(error, StoreTimeout):
+            return  # a store that did not answer the write would not answer a read either
         if not isinstance(error, Unauthorized):
             await self.require_key(request)
             return
