@@ -7,6 +7,7 @@ codes and ``{"error": ...}`` bodies in one place::
     ├── InvalidParameter        400  a request field breaks a rule
     ├── InvalidSetting               a REELSERVE_* setting that makes no sense (at start)
     ├── Unauthorized            401  missing, unknown or revoked API key
+    │   └── KeyRevoked               a submit's write found its key revoked or gone
     ├── Forbidden               403  the key may not use this model
     ├── NotFound                404
     │   ├── ModelNotFound            unknown slug
@@ -64,6 +65,17 @@ class InvalidSetting(ReelserveError):
 
 class Unauthorized(ReelserveError):
     pass
+
+
+class KeyRevoked(Unauthorized):
+    """The store refused a submit whose key is revoked (or gone) at the write itself.
+
+    Its answer is the key check's own: 401 "invalid API key".
+    """
+
+    def __init__(self, key_id: int) -> None:
+        super().__init__("invalid API key")
+        self.key_id = key_id
 
 
 class Forbidden(ReelserveError):

@@ -1,7 +1,8 @@
 """The submit path: a checked key and body become a queued job with its price held.
 
 Order of checks (docs/contract-decisions.md): key (by the route, before this),
-model, the key's model scope, the rate limit, the body, then credits in the store.
+model, the key's model scope, the rate limit, the body, then in the store write the
+key again (revoked or gone) and credits.
 Everything a job needs besides the body's fields is prepared in ``prepare_order``,
 the one step between a parsed body and the store write.
 """
@@ -22,7 +23,7 @@ from reelserve.api.group_commit import SubmitBatcher
 from reelserve.catalog import JobParams, ModelSpec, get_model, parse_submit, price_millicredits
 from reelserve.errors import Forbidden, InvalidParameter
 from reelserve.input_blobs import InputBlobs
-from reelserve.jobs import ApiKey, JobOrder, Submitted
+from reelserve.jobs import JobOrder, KeyIdentity, Submitted
 from reelserve.logs import job_fields
 
 log = logging.getLogger("reelserve.api")
@@ -40,7 +41,7 @@ class Submitter:
         # labels() takes a lock and builds a key on every call: one child per model, kept.
         self._submitted: dict[str, Any] = {}
 
-    async def submit(self, request: Request, key: ApiKey, slug: str, *,
+    async def submit(self, request: Request, key: KeyIdentity, slug: str, *,
                      sync: bool = False) -> Submitted:
         """Queue a job for ``key``; raise the first rule the request breaks.
 
@@ -64,7 +65,7 @@ class Submitter:
                                      "key_prefix": key.prefix})
         return job, balance
 
-    async def prepare_order(self, key: ApiKey, model: ModelSpec, body: Any,
+    async def prepare_order(self, key: KeyIdentity, model: ModelSpec, body: Any,
                             idempotency_key: str | None, *, sync: bool = False) -> JobOrder:
         """Validate ``body`` and build the order the store writes; no store write yet."""
         params = parse_submit(model, body)
@@ -77,7 +78,7 @@ class Submitter:
                         body_digest=_digest(model.slug, body) if idempotency_key else "",
                         sync=sync)
 
-    async def check_voice_ids(self, key: ApiKey, params: JobParams) -> None:
+    async def check_voice_ids(self, key: KeyIdentity, params: JobParams) -> None:
         for index, voice_id in enumerate(params.voice_ids):
             voice = await self.store.get_voice(voice_id)
             if voice is None or voice.key_id != key.id:

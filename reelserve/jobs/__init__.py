@@ -5,6 +5,7 @@ from reelserve.jobs.records import (
     ClaimedJob,
     Job,
     JobOrder,
+    KeyIdentity,
     QueueStats,
     Refusal,
     Submitted,
@@ -16,5 +17,6 @@ from reelserve.jobs.records import (
 from reelserve.jobs.states import JobState
 from reelserve.jobs.store import JobStore
 
-__all__ = ["ApiKey", "ClaimedJob", "Job", "JobOrder", "JobState", "JobStore", "QueueStats",
-           "Refusal", "Submitted", "SweepReport", "Voice", "WebhookDelivery", "WorkerRecord"]
+__all__ = ["ApiKey", "ClaimedJob", "Job", "JobOrder", "JobState", "JobStore", "KeyIdentity",
+           "QueueStats", "Refusal", "Submitted", "SweepReport", "Voice", "WebhookDelivery",
+           "WorkerRecord"]

@@ -11,6 +11,7 @@ from reelserve.errors import (
     IdempotencyMismatch,
     InsufficientCredits,
     InvalidParameter,
+    KeyRevoked,
     QueueFull,
 )
 from reelserve.jobs.states import JobState
@@ -30,6 +31,25 @@ class ApiKey:
     weight: float = 1.0
     max_concurrent: int = 0
     max_queued: int = 0
+
+    def may_use(self, slug: str) -> bool:
+        return self.models is None or slug in self.models
+
+    def identity(self) -> KeyIdentity:
+        return KeyIdentity(self.id, self.prefix, self.models)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyIdentity:
+    """What a submit needs of its key before the store write: who it is and what it may use.
+
+    Never the balance, the revocation or the caps and weight: the write reads those
+    itself, in its transaction. A key's models never change once it is made.
+    """
+
+    id: int
+    prefix: str
+    models: tuple[str, ...] | None  # None: every model
 
     def may_use(self, slug: str) -> bool:
         return self.models is None or slug in self.models
@@ -91,7 +111,7 @@ class JobOrder:
 # What the store answers for each order: the queued job and the key's balance
 # left (for an idempotent replay, the earlier job), or the reason it was refused.
 Submitted = tuple[Job, int]
-Refusal = InsufficientCredits | IdempotencyMismatch | QueueFull
+Refusal = InsufficientCredits | IdempotencyMismatch | QueueFull | KeyRevoked
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,8 @@ end
 # idempotency key ('' for none), body digest, slug, sync (1/0). Answers per order
 # {code, balance, job id}: 1 queued, 0 balance too low, 2 idempotency key used with
 # another body, 3 the same idempotent request again (the earlier job's id, nothing
-# held), 4 the key's max-queued cap reached (the cap in place of the id).
+# held), 4 the key's max-queued cap reached (the cap in place of the id), 5 the key
+# revoked or gone (checked first; balance 0).
 # A job's fair tag: max(vtime, key's last tag) + 1 / weight (jobs/sqlite_fair.py).
 SUBMIT = COMMON + """
 local t = now()
@@ -159,14 +160,16 @@ for i = 2, #ARGV, 9 do
   local webhook, idem_key, digest = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local slug, sync = ARGV[i + 7], ARGV[i + 8]
   local key = P .. ':key:' .. key_id
-  local balance, weight, last_tag, max_queued = unpack(redis.call('HMGET', key, 'balance',
-    'weight', 'last_tag', 'max_queued'))
+  local balance, weight, last_tag, max_queued, revoked = unpack(redis.call('HMGET', key,
+    'balance', 'weight', 'last_tag', 'max_queued', 'revoked'))
   balance = tonumber(balance)
   max_queued = tonumber(max_queued) or 0
   local idem = P .. ':idem:' .. key_id .. ':' .. idem_key
   local earlier = nil
   if idem_key ~= '' then earlier = redis.call('HMGET', idem, 'digest', 'job_id') end
-  if earlier and earlier[1] and earlier[1] ~= digest then
+  if not balance or revoked == '1' then
+    table.insert(out, {5, 0, ''})
+  elseif earlier and earlier[1] and earlier[1] ~= digest then
     table.insert(out, {2, balance, ''})
   elseif earlier and earlier[2] and live(earlier[2]) then
     table.insert(out, {3, balance, earlier[2]})

@@ -36,6 +36,7 @@ from reelserve.errors import (
     Conflict,
     IdempotencyMismatch,
     InsufficientCredits,
+    KeyRevoked,
     NotFound,
     QueueFull,
     RateLimited,
@@ -241,6 +242,8 @@ class RedisJobStore:
                 outcomes.append((self._must_get(str(answer_id)), int(balance)))
             elif code == 4:
                 outcomes.append(QueueFull(int(answer_id)))
+            elif code == 5:
+                outcomes.append(KeyRevoked(order.key_id))
             else:
                 job = Job(id=job_id, key_id=order.key_id, params=order.params,
                           state=JobState.QUEUED, price=order.price, hold="held", attempt=0,

@@ -21,6 +21,7 @@ from reelserve.errors import (
     Conflict,
     IdempotencyMismatch,
     InsufficientCredits,
+    KeyRevoked,
     NotFound,
     QueueFull,
     RequestNotFound,
@@ -206,8 +207,10 @@ class SqliteJobStore:
     def _submit(self, db: sqlite3.Connection, order: JobOrder,
                 now: float) -> Submitted | Refusal:
         job_id = self._ids()  # one per order, refused or not, as on Redis
-        key = db.execute("SELECT id, balance, weight, last_tag, max_queued FROM keys"
+        key = db.execute("SELECT id, balance, weight, last_tag, max_queued, revoked FROM keys"
                          " WHERE id = ?", (order.key_id,)).fetchone()
+        if key is None or key["revoked"]:  # first: a revoked key learns nothing more
+            return KeyRevoked(order.key_id)
         balance = int(key["balance"])
         if order.idempotency_key is not None:
             earlier = db.execute(

@@ -82,7 +82,9 @@ class JobStore(Protocol):
         source, refused or not.
         An order with an Idempotency-Key seen before with the same body answers the
         earlier job, holding nothing again, while that job has not expired; with
-        another body it is refused (``IdempotencyMismatch``).
+        another body it is refused (``IdempotencyMismatch``). An order whose key is
+        revoked or gone is refused before anything else (``KeyRevoked``), a replay
+        included: revocation is exact at the write, whatever the API checked before.
         """
         ...
     def get_job(self, job_id: str) -> Job | None:

@@ -15,6 +15,7 @@ from reelserve.errors import (
     Conflict,
     IdempotencyMismatch,
     InsufficientCredits,
+    KeyRevoked,
     NotFound,
     RequestNotFound,
     StaleAttempt,
@@ -128,6 +129,29 @@ def test_submit_jobs_with_an_idempotency_key_answers_the_same_job(store: JobStor
     other = store.submit_jobs([order(key.id, idempotency_key="i1", digest="other")])[0]
     assert isinstance(other, IdempotencyMismatch)
     assert store.get_key(key.id).balance == 760
+
+
+def test_submit_jobs_refuses_a_revoked_or_unknown_key_first_and_holds_nothing(
+        store: JobStore) -> None:
+    revoked, live = new_key(store, name="gone"), new_key(store)
+    earlier = submitted(store.submit_jobs([order(revoked.id, idempotency_key="i1",
+                                                 digest="d")])[0])
+    store.revoke_key(revoked.prefix)
+    before = store.queue_stats()
+    replay, other_body, plain, unknown, paid = store.submit_jobs([
+        order(revoked.id, idempotency_key="i1", digest="d"),
+        order(revoked.id, idempotency_key="i1", digest="other"),
+        order(revoked.id, price=1),
+        order(revoked.id + live.id + 100),
+        order(live.id)])
+    for refusal in (replay, other_body, plain, unknown):
+        assert isinstance(refusal, KeyRevoked) and refusal.message == "invalid API key"
+    assert not isinstance(paid, Exception) and paid[1] == 760
+    assert store.get_key(revoked.id).balance == 760  # only the earlier job's hold
+    assert [job.id for job in store.list_jobs(revoked.id, 10)] == [earlier.id]
+    assert store.ledger(earlier.id) == [("hold", 240)]
+    after = store.queue_stats()
+    assert after.depth == before.depth + 1  # the live key's job alone
 
 
 def test_get_job_answers_none_once_retention_ends(store: JobStore, clock: PinnedClock) -> None:

@@ -110,6 +110,7 @@ class StoresSideBySide(RuleBasedStateMachine):
           digest=DIGESTS, webhook=st.booleans(), count=st.integers(1, 3))
     def submit(self, index: int, price: int, idempotency_key: str | None, digest: str,
                webhook: bool, count: int) -> None:
+        # Any key, a revoked one too: its orders must be refused alike (KeyRevoked).
         key_id = self.keys[index % len(self.keys)][0]
         orders = [order(key_id, price, idempotency_key=idempotency_key, digest=digest,
                         webhook_url="https://hooks.example/r" if webhook else None)

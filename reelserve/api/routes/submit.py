@@ -18,7 +18,7 @@ from reelserve.api.errors import error_response
 from reelserve.api.job_views import credits_text
 from reelserve.api.lean_routes import CreditsJsonResponse, LeanRoute, lean_copy
 from reelserve.catalog import MODELS, schemas
-from reelserve.errors import JobFailed, RequestNotFound, SyncTimeout
+from reelserve.errors import JobFailed, ReelserveError, RequestNotFound, SyncTimeout
 from reelserve.jobs import Job, JobState
 
 router = APIRouter()
@@ -52,11 +52,19 @@ SUBMIT_DOC = _submit_openapi(schemas.Text2VideoRequest)
 async def submit_async_lean(request: Request) -> Response:
     """``POST /v2/{slug}``, served without FastAPI's parameter solving (``api/lean_routes.py``).
 
-    The key is checked first, as the ``Authenticated`` dependency does on other routes.
+    The key is checked first, as the ``Authenticated`` dependency does on other routes,
+    from the identity this process keeps for a moment (``api/auth.py``): the store write
+    refuses a revoked key, and a refusal reads the key again, so that a revoked key
+    hears 401 before any other rule, as it would without the kept identity.
     """
     context: ApiContext = request.app.state.context
-    key = await context.keys.require_key(request)
-    job, balance = await context.submitter.submit(request, key, request.path_params["slug"])
+    key = await context.keys.require_submit_key(request)
+    try:
+        job, balance = await context.submitter.submit(request, key,
+                                                      request.path_params["slug"])
+    except ReelserveError as error:
+        await context.keys.recheck_refused_submit(request, error)
+        raise
     return CreditsJsonResponse(context.views.urls(job.id), 200, credits_text(balance))
 
 
@@ -80,7 +88,8 @@ def lean_route() -> LeanRoute:
              responses={200: {"content": {"video/mp4": {}}}, 504: {"model": schemas.ErrorBody}})
 async def submit_sync(slug: Slug, request: Request, caller: Authenticated) -> Response:
     context, key = caller
-    job, balance = await context.submitter.submit(request, key, slug, sync=True)
+    job, balance = await context.submitter.submit(request, key.identity(), slug,
+                                                  sync=True)
     job = await _wait_until_ended(context, job)
     if job.state is JobState.FAILED:
         response = error_response(JobFailed(job.id, job.error or "failed"))
