@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reelserve.errors import EngineUnavailable
+from reelserve.settings_sections import LTX2_CHOICES
 
 GIB = 1024**3
 CONTEXT_GIB = 1.5  # CUDA context, cuBLAS workspaces, the allocator's slack
@@ -114,8 +115,9 @@ def candidates(names: list[str]) -> list[tuple[dict[str, str], dict[str, str]]]:
 def choose_placement(sizes: dict[str, int], gpu_gib: float, work: Workload,
                      weights: str = "auto") -> Placement:
     """The first candidate that fits ``gpu_gib`` (``weights``: auto, bf16 or fp8)."""
-    if weights not in ("auto", "bf16", "fp8"):
-        raise EngineUnavailable(f"REELSERVE_LTX2_WEIGHTS must be auto, bf16 or fp8, "
+    words = LTX2_CHOICES["ltx2_weights"]  # the settings check the same words at load
+    if weights not in words:
+        raise EngineUnavailable(f"REELSERVE_LTX2_WEIGHTS must be one of {', '.join(words)}, "
                                 f"not {weights!r}")
     options = []
     for where, storage in candidates(list(sizes)):
