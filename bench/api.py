@@ -49,7 +49,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import redis
 
+from reelserve.jobs.redis_layout import remove_prefix
 from reelserve.jobs.sqlite import SqliteJobStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,9 +167,10 @@ def reelserve(data_dir: Path, workers: int, *, engine: str = "fixture",
     command = [sys.executable, "-m", "reelserve", "serve", "--workers", str(workers)]
     if profile_to is not None:
         command[1:1] = ["-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(profile_to)]
-    if store_url:  # a fresh key prefix: the Redis may be shared
+    prefix = f"bench-{uuid.uuid4().hex[:12]}"
+    if store_url:  # a fresh key prefix, removed afterwards: the Redis may be shared
         command += ["--store", store_url]
-        env["REELSERVE_REDIS_PREFIX"] = f"bench-{uuid.uuid4().hex[:12]}"
+        env["REELSERVE_REDIS_PREFIX"] = prefix
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)
     assert process.stdout is not None
@@ -187,6 +190,10 @@ def reelserve(data_dir: Path, workers: int, *, engine: str = "fixture",
         yield base_url, key
     finally:
         stop(process)
+        if store_url:
+            client = redis.Redis.from_url(store_url)
+            remove_prefix(client, prefix)
+            client.close()
 
 
 @contextmanager

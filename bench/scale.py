@@ -38,6 +38,7 @@ from pathlib import Path
 from reelserve.catalog import get_model, parse_submit
 from reelserve.jobs import JobOrder, JobStore
 from reelserve.jobs.backends import open_store
+from reelserve.jobs.redis_layout import remove_prefix
 from reelserve.keys import issue_key
 from reelserve.settings import Settings
 
@@ -92,8 +93,7 @@ def cleanup(settings: Settings, store: JobStore) -> None:
         import redis
 
         client = redis.Redis.from_url(settings.store)
-        for key in client.scan_iter(f"{settings.redis_prefix}:*"):
-            client.delete(key)
+        remove_prefix(client, settings.redis_prefix)
         client.close()
     store.close()
 

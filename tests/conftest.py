@@ -22,6 +22,7 @@ import pytest
 
 from reelserve.jobs import JobStore
 from reelserve.jobs.backends import open_store
+from reelserve.jobs.redis_layout import remove_prefix
 from reelserve.settings import settings_from_env
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -185,8 +186,7 @@ def backend_settings(name: str) -> Iterator[dict[str, str]]:
     # The shared Redis runs without persistence: accepted here on purpose.
     yield {"store": REDIS_URL, "redis_prefix": prefix, "redis_ephemeral": "1"}
     client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
+    remove_prefix(client, prefix)
     client.close()
 
 

@@ -22,6 +22,7 @@ from reelserve.errors import (
     StaleAttempt,
 )
 from reelserve.jobs import JobOrder, JobState, JobStore, Submitted
+from reelserve.jobs.redis_layout import remove_prefix
 from reelserve.jobs.redis_store import RedisJobStore
 from reelserve.jobs.sqlite import SqliteJobStore
 from reelserve.keys import issue_key
@@ -48,8 +49,7 @@ def make_store(request: pytest.FixtureRequest,
     yield make
     for store in opened:
         if isinstance(store, RedisJobStore):
-            for key in store.redis.scan_iter(f"{prefix}:*"):
-                store.redis.delete(key)
+            remove_prefix(store.redis, prefix)
         store.close()
 
 

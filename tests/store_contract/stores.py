@@ -15,6 +15,7 @@ from pathlib import Path
 
 from reelserve.catalog import get_model, parse_submit
 from reelserve.jobs import ApiKey, Job, JobOrder, JobStore, Refusal, Submitted
+from reelserve.jobs.redis_layout import remove_prefix
 from reelserve.jobs.redis_store import RedisJobStore
 from reelserve.jobs.sqlite import SqliteJobStore
 
@@ -75,8 +76,7 @@ def open_redis(clock: PinnedClock, retention_s: float = RETENTION_S,
                           ids=ids or CountingIds())
 
     def remove() -> None:
-        for key in store.redis.scan_iter(f"{prefix}:*"):
-            store.redis.delete(key)
+        remove_prefix(store.redis, prefix)
         store.close()
 
     return store, remove

@@ -19,7 +19,7 @@ import redis
 
 from reelserve.errors import StoreTooNew, StoreUnreadable
 from reelserve.jobs import JobState
-from reelserve.jobs.redis_layout import LAYOUT_VERSION, layout_version
+from reelserve.jobs.redis_layout import LAYOUT_VERSION, layout_version, remove_prefix
 from reelserve.jobs.redis_store import RedisJobStore
 from reelserve.jobs.sqlite import SqliteJobStore
 from reelserve.jobs.sqlite_migrations import SCHEMA_VERSION
@@ -133,8 +133,7 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"layout-{uuid.uuid4().hex[:12]}"
     yield prefix
     client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
+    remove_prefix(client, prefix)
     client.close()
 
 
@@ -161,3 +160,18 @@ def test_a_redis_layout_from_a_newer_release_is_refused_naming_both_versions(
     assert redis_prefix in refused.value.message
     assert f"version {LAYOUT_VERSION + 1}" in refused.value.message
     assert f"up to {LAYOUT_VERSION}" in refused.value.message
+
+
+def test_removing_a_prefix_takes_all_its_keys_and_nothing_else(redis_prefix: str) -> None:
+    neighbour = f"{redis_prefix}x"  # shares the text but not the ':' that ends a prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.mset({f"{redis_prefix}:k{i}": i for i in range(2500)})  # more than a batch
+        client.set(neighbour + ":kept", 1)
+        client.set(redis_prefix, 1)
+        assert remove_prefix(client, redis_prefix, batch=1000) == 2500
+        assert not list(client.scan_iter(match=f"{redis_prefix}:*", count=1000))
+        assert client.get(neighbour + ":kept") == b"1" and client.get(redis_prefix) == b"1"
+    finally:
+        client.delete(neighbour + ":kept", redis_prefix)
+        client.close()
