@@ -3,7 +3,9 @@ with one bad field gets ``InvalidParameter`` naming that field, whatever else it
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import asdict
 from typing import Any
 
 from hypothesis import given, settings
@@ -16,6 +18,9 @@ from reelserve.catalog.params import (
     MAX_PROMPT_CHARS,
     MAX_SEED,
     SHOT_TYPES,
+    Element,
+    JobParams,
+    Shot,
 )
 from reelserve.errors import InvalidParameter
 
@@ -112,3 +117,24 @@ def test_any_json_is_accepted_or_refused_by_name(body: Any, slug: str) -> None:
         parse_submit(get_model(slug), body)
     except InvalidParameter as error:
         assert error.field
+
+
+SHOTS = st.lists(st.builds(Shot, TEXT, st.integers(1, 15)), max_size=3).map(tuple)
+ELEMENTS = st.lists(st.builds(Element, URL | st.none(), st.lists(URL, max_size=3).map(tuple)),
+                    max_size=3).map(tuple)
+
+
+@FUZZ
+@given(params=st.builds(
+    JobParams, slug=st.sampled_from([T2V, I2V]), prompt=PROMPT, negative_prompt=TEXT,
+    duration=st.integers(3, 15), aspect_ratio=st.sampled_from(ASPECT_RATIOS),
+    cfg_scale=st.floats(0, 1), generate_audio=st.booleans(),
+    shot_type=st.sampled_from(SHOT_TYPES), seed=st.integers(0, MAX_SEED), shots=SHOTS,
+    voice_ids=st.lists(TEXT, max_size=3).map(tuple), start_image_url=URL | st.none(),
+    end_image_url=URL | st.none(), elements=ELEMENTS))
+def test_params_json_is_asdict_and_reads_back(params: JobParams) -> None:
+    """The store writes ``to_json``: the same keys, order and values as ``asdict``."""
+    encoded = params.to_json()
+    assert encoded == asdict(params)
+    assert json.dumps(encoded) == json.dumps(asdict(params))
+    assert JobParams.from_json(json.loads(json.dumps(encoded))) == params

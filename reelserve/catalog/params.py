@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from reelserve.catalog.models import ModelSpec
@@ -79,7 +79,18 @@ class JobParams:
         return self.duration * FPS
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """What ``dataclasses.asdict`` gives, built without its deep copies.
+
+        Every submit's store write encodes one, on the thread that holds the write
+        lock, where ``asdict`` was 40 % of the time per job.
+        """
+        data = dict(self.__dict__)  # fields in declaration order, as asdict has them
+        data["shots"] = tuple({"prompt": shot.prompt, "duration": shot.duration}
+                              for shot in self.shots)
+        data["elements"] = tuple({"frontal_image_url": element.frontal_image_url,
+                                  "reference_image_urls": element.reference_image_urls}
+                                 for element in self.elements)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobParams:
