@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute, APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 Handler = Callable[[Request], Awaitable[Response]]
 # Starlette's JSONResponse encoding, with one encoder made once instead of one per call.
@@ -43,6 +43,7 @@ class LeanRoute(Route):
         # Starlette adds HEAD to a GET route; the FastAPI route it stands for has none.
         self.methods = methods
         self.only = dict(only or {})
+        self.app = _plain_endpoint(handler)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child_scope = super().matches(scope)
@@ -54,6 +55,22 @@ class LeanRoute(Route):
         # As FastAPI's routes do: the request metrics label requests by this template.
         child_scope["route"] = self
         return match, child_scope
+
+
+def _plain_endpoint(handler: Handler) -> ASGIApp:
+    """``handler`` as an ASGI app, without Starlette's per-route exception wrapper.
+
+    ``Route`` wraps its endpoint in the app's exception handlers once more, with a
+    closure per request and one per message sent. An error raised here reaches the
+    very same handlers one layer out, in the app's ``ExceptionMiddleware``, and
+    becomes the same answer (``tests/test_lean_routes.py`` compares them).
+    """
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    return app
 
 
 def lean_copy(router: APIRouter, endpoint: Callable[..., Any], handler: Handler, *,
