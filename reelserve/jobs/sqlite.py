@@ -197,15 +197,16 @@ class SqliteJobStore:
         outcomes: list[Submitted | Refusal] = []
         with self._write() as db:
             now = self.now()
+            vtime = fair.virtual_time(db)  # no claim can move it inside this transaction
             for order in orders:
-                outcomes.append(self._submit(db, order, now))
+                outcomes.append(self._submit(db, order, now, vtime))
         queued = sum(1 for outcome in outcomes if isinstance(outcome, tuple))
         if queued:
             self._wakeup.signal(queued)
         return outcomes
 
-    def _submit(self, db: sqlite3.Connection, order: JobOrder,
-                now: float) -> Submitted | Refusal:
+    def _submit(self, db: sqlite3.Connection, order: JobOrder, now: float,
+                vtime: float) -> Submitted | Refusal:
         job_id = self._ids()  # one per order, refused or not, as on Redis
         key = db.execute("SELECT id, balance, weight, last_tag, max_queued, revoked FROM keys"
                          " WHERE id = ?", (order.key_id,)).fetchone()
@@ -228,12 +229,12 @@ class SqliteJobStore:
             return full
         if balance < order.price:
             return InsufficientCredits(order.price / 1000, balance / 1000)
-        tag = fair.next_tag(db, key, order)
+        tag, last_tag = fair.next_tag(db, key, order, vtime)
         job = Job(id=job_id, key_id=order.key_id, params=order.params,
                   state=JobState.QUEUED, price=order.price, hold="held", attempt=0,
                   created_at=now, webhook_url=order.webhook_url)
-        db.execute("UPDATE keys SET balance = balance - ? WHERE id = ?",
-                   (order.price, order.key_id))
+        db.execute("UPDATE keys SET balance = balance - ?, last_tag = ? WHERE id = ?",
+                   (order.price, last_tag, order.key_id))
         db.execute(
             "INSERT INTO jobs (id, key_id, params, state, price, hold, created_at, webhook_url,"
             " fair_tag, slug) VALUES (?, ?, ?, 'QUEUED', ?, 'held', ?, ?, ?, ?)",

@@ -46,17 +46,25 @@ def check_queue_cap(db: sqlite3.Connection, key: sqlite3.Row) -> None:
         raise QueueFull(cap)
 
 
-def next_tag(db: sqlite3.Connection, key: sqlite3.Row, order: JobOrder) -> float:
-    """The new job's tag; the key's last tag moves on by one turn."""
-    vtime = float(db.execute("SELECT vtime FROM fair_clock WHERE id = 0").fetchone()[0])
+def virtual_time(db: sqlite3.Connection) -> float:
+    """The tag of the last job claimed; only a claim moves it."""
+    return float(db.execute("SELECT vtime FROM fair_clock WHERE id = 0").fetchone()[0])
+
+
+def next_tag(db: sqlite3.Connection, key: sqlite3.Row, order: JobOrder,
+             vtime: float) -> tuple[float, float]:
+    """The new job's tag, and the key's last tag after it (moved on by one turn).
+
+    The two differ for a /v1 job, which goes ahead of the key's queued jobs without
+    taking their turns. The caller writes the key's last tag.
+    """
     tag = max(vtime, float(key["last_tag"])) + 1.0 / float(key["weight"])
-    db.execute("UPDATE keys SET last_tag = ? WHERE id = ?", (tag, key["id"]))
     if order.sync:
         first = db.execute("SELECT MIN(fair_tag) FROM jobs WHERE key_id = ? AND state = 'QUEUED'",
                            (key["id"],)).fetchone()[0]
         if first is not None and float(first) <= tag:
-            return float(first) - SYNC_LEAD
-    return tag
+            return float(first) - SYNC_LEAD, tag
+    return tag, tag
 
 
 def pick_job(db: sqlite3.Connection, models: tuple[str, ...] | None,
