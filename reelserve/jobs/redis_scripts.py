@@ -399,3 +399,20 @@ def reading_pinned_clock(script: str) -> str:
     """The script with its clock read from ``P:clock`` instead of Redis' TIME."""
     assert NOW_FROM_TIME in script
     return script.replace(NOW_FROM_TIME, NOW_FROM_PINNED_CLOCK)
+
+
+# Reads that would otherwise take two round trips, the second depending on the first:
+# one script each, since every authenticated request finds its key and every poll of
+# a queued job asks its place. ARGV[1] is the prefix; neither reads the clock.
+FIND_KEY = """
+local id = redis.call('HGET', ARGV[1] .. ':keys:byhash', ARGV[2])
+if not id then return false end
+return redis.call('HGETALL', ARGV[1] .. ':key:' .. id)
+"""
+# The place of job ARGV[2] in the fair queue, by its member '<seq, 15 digits>:<id>'.
+FAIR_RANK = """
+local seq = redis.call('HGET', ARGV[1] .. ':job:' .. ARGV[2], 'seq')
+if not seq then return false end
+return redis.call('ZRANK', ARGV[1] .. ':fair',
+                  string.format('%015d', tonumber(seq)) .. ':' .. ARGV[2])
+"""

@@ -109,6 +109,8 @@ class RedisJobStore:
         self._rate = register(scripts.RATE_LIMIT)
         self._cancel = register(scripts.CANCEL)
         self._claim_webhooks = register(scripts.CLAIM_WEBHOOKS)
+        self._find_key = self.redis.register_script(scripts.FIND_KEY)
+        self._fair_rank = self.redis.register_script(scripts.FAIR_RANK)
         if migrate:
             self.migrate_layout(f"Redis at {redis_location(url)} (prefix {prefix})")
 
@@ -162,8 +164,8 @@ class RedisJobStore:
         return self.get_key(key_id)
 
     def find_key(self, key_hash: str) -> ApiKey | None:
-        key_id = self.redis.hget(self._k("keys", "byhash"), key_hash)
-        return None if key_id is None else self._key_or_none(int(cast(str, key_id)))
+        flat = cast(list[str] | None, self._find_key(args=[self.prefix, key_hash]))
+        return _key(dict(zip(flat[::2], flat[1::2], strict=True))) if flat else None
 
     def get_key(self, key_id: int) -> ApiKey:
         key = self._key_or_none(key_id)
@@ -368,9 +370,7 @@ class RedisJobStore:
         if not self.fair_dispatch:
             rank = self.redis.zrank(self._k("queue"), job_id)
         else:
-            seq = self.redis.hget(self._k("job", job_id), "seq")
-            rank = None if seq is None else self.redis.zrank(
-                self._k("fair"), f"{int(cast(str, seq)):015d}:{job_id}")
+            rank = self._fair_rank(args=[self.prefix, job_id])
         return None if rank is None else int(cast(int, rank)) + 1
 
     def queued_by_model(self) -> dict[str, int]:
