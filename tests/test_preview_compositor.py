@@ -3,7 +3,8 @@ checked against straightforward float and FFmpeg references."""
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+import threading
+from concurrent.futures import CancelledError, Future
 from pathlib import Path
 
 import av
@@ -116,3 +117,57 @@ def test_writer_refuses_planes_of_the_wrong_shape(tmp_path: Path) -> None:
             Mp4Writer(tmp_path / "bad.mp4", 64, 48, frame_count=1) as writer:
         writer.write_i420(np.zeros((48, 64), np.uint8))
     assert not (tmp_path / "bad.mp4").exists()
+
+
+def _tone_file(path: Path, audio: npt.NDArray[np.float32] | Future[npt.NDArray[np.float32]],
+               late: npt.NDArray[np.float32] | None = None, arrives_after: int = 0) -> bytes:
+    """A 48-frame clip; ``late``, if given, is set on ``audio`` after frame ``arrives_after``."""
+    frames = 48
+    with Mp4Writer(path, 128, 96, frame_count=frames, audio=audio) as writer:
+        for index in range(frames):
+            writer.write_i420(rgb_to_i420(np.full((96, 128, 3), (index * 5, 80, 160), np.uint8)))
+            if late is not None and index == arrives_after:
+                assert isinstance(audio, Future)
+                audio.set_result(late)
+    return path.read_bytes()
+
+
+def test_the_file_does_not_depend_on_when_the_soundtrack_arrives(tmp_path: Path) -> None:
+    """Audio is encoded on the writer's own thread: however late it comes, the bytes agree."""
+    tone = np.sin(np.arange(48 * AUDIO_RATE // 24) * 2 * np.pi * 440 / AUDIO_RATE)
+    audio = (np.stack([tone, tone]) * 0.5).astype(np.float32)
+    at_once = _tone_file(tmp_path / "now.mp4", audio)
+    for after in (0, 30, 47):
+        late = _tone_file(tmp_path / f"late{after}.mp4", Future(), audio, after)
+        assert late == at_once, f"the soundtrack arriving after frame {after} changed the file"
+    with av.open(str(tmp_path / "now.mp4")) as container:
+        assert [s.type for s in container.streams] == ["video", "audio"]
+        decoded = np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)
+    assert 0.3 < float(np.abs(decoded[:, 4000:8000]).max()) < 0.6
+
+
+def test_a_failed_soundtrack_fails_the_file_and_leaves_nothing(tmp_path: Path) -> None:
+    threads = threading.active_count()
+    soundtrack: Future[npt.NDArray[np.float32]] = Future()
+    soundtrack.set_exception(RuntimeError("speech synthesis failed"))
+    path = tmp_path / "failed.mp4"
+    with pytest.raises(RuntimeError, match="speech synthesis failed"), \
+            Mp4Writer(path, 64, 48, frame_count=2, audio=soundtrack) as writer:
+        for _ in range(2):
+            writer.write_i420(np.zeros((72, 64), np.uint8))
+    assert not path.exists()
+    assert threading.active_count() == threads
+
+
+def test_an_abandoned_writer_cancels_its_pending_soundtrack(tmp_path: Path) -> None:
+    threads = threading.active_count()
+    soundtrack: Future[npt.NDArray[np.float32]] = Future()
+    path = tmp_path / "abandoned.mp4"
+    with pytest.raises(KeyError), Mp4Writer(path, 64, 48, frame_count=5, audio=soundtrack) as w:
+        w.write_i420(np.zeros((72, 64), np.uint8))
+        raise KeyError("the job was stopped")
+    assert soundtrack.cancelled()
+    with pytest.raises(CancelledError):
+        soundtrack.result()
+    assert not path.exists()
+    assert threading.active_count() == threads

@@ -8,11 +8,16 @@ Frames go to x264 as I420 planes. RGB frames are converted with OpenCV's SIMD
 ``cvtColor`` (BT.601, limited range: the same matrix as FFmpeg's default
 ``swscale`` conversion, at about a tenth of its cost for 1080p); callers that
 already hold I420 planes hand them over with ``write_i420`` and skip that step.
+
+The soundtrack is encoded to AAC on a helper thread of the writer (FFmpeg
+releases the GIL while it encodes), so the thread feeding x264 only muxes
+finished audio packets between frames and the encoder is never kept waiting
+for AAC work.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -43,8 +48,9 @@ class Mp4Writer:
 
     ``audio`` is float32 in [-1, 1] with shape (2, samples); it is cut or padded
     to exactly the video's length. It may also be a ``Future`` of that array
-    still being computed: video is encoded meanwhile, and the muxer interleaves
-    the audio packets once the soundtrack is there (at the latest on ``close``).
+    still being computed. Either way it is encoded on the writer's own helper
+    thread while video is written, and its packets are interleaved with the
+    video's as they become ready (at the latest on ``close``).
     """
 
     def __init__(
@@ -73,17 +79,26 @@ class Mp4Writer:
         self._video.options = {"crf": str(crf), "preset": preset,
                                "x264-params": REPEATABLE_X264}
         self._audio_stream: Any = None
-        self._audio: Audio | None = None
-        self._pending_audio: Future[Audio] | None = None
-        self._audio_pos = 0
+        self._audio_source: Future[Audio] | None = None
+        self._audio_packets: Future[list[Any]] | None = None
+        self._audio_muxed = 0
+        self._aborted = False
+        self._audio_thread: ThreadPoolExecutor | None = None
         if audio is not None:
-            if isinstance(audio, Future):
-                self._pending_audio = audio
-            else:
-                self._audio = _fit_audio(audio, self._audio_samples)
             self._audio_stream = self._container.add_stream("aac", rate=AUDIO_RATE)
             self._audio_stream.layout = "stereo"
             self._audio_stream.time_base = Fraction(1, AUDIO_RATE)
+        # Open both encoders and write the header now, on this thread: the AAC
+        # encoder is then only ever touched by the helper thread below.
+        self._container.start_encoding()
+        if audio is not None:
+            if not isinstance(audio, Future):
+                ready: Future[Audio] = Future()
+                ready.set_result(audio)
+                audio = ready
+            self._audio_source = audio
+            self._audio_thread = ThreadPoolExecutor(1, thread_name_prefix="aac")
+            self._audio_packets = self._audio_thread.submit(self._encode_audio, audio)
 
     @property
     def _audio_samples(self) -> int:
@@ -114,46 +129,59 @@ class Mp4Writer:
 
     def close(self) -> None:
         if self._frames_written != self.frame_count:
-            self._container.close()
+            self.abort()
             raise ValueError(f"wrote {self._frames_written} of {self.frame_count} frames")
         for packet in self._video.encode(None):
             self._container.mux(packet)
-        if self._audio_stream is not None:
-            self._resolve_audio(wait=True)
+        if self._audio_packets is not None:
+            try:
+                self._audio_packets.result()
+            except BaseException:
+                self.abort()
+                raise
             self._push_audio(self._audio_samples)
-            for packet in self._audio_stream.encode(None):
-                self._container.mux(packet)
+        self._stop_audio_thread()
         self._container.close()
 
     def abort(self) -> None:
-        if self._pending_audio is not None:
-            self._pending_audio.cancel()
+        self._aborted = True
+        if self._audio_source is not None:
+            self._audio_source.cancel()
+        self._stop_audio_thread()
         self._container.close()
         self.path.unlink(missing_ok=True)
 
-    def _resolve_audio(self, *, wait: bool) -> None:
-        pending = self._pending_audio
-        if pending is None or not (wait or pending.done()):
-            return
-        self._audio = _fit_audio(pending.result(), self._audio_samples)
-        self._pending_audio = None
+    def _stop_audio_thread(self) -> None:
+        if self._audio_thread is not None:
+            self._audio_thread.shutdown(wait=True)
+            self._audio_thread = None
 
-    def _push_audio(self, until: int) -> None:
-        self._resolve_audio(wait=False)
-        if self._audio is None:
-            return
-        until = min(until, self._audio.shape[1])
-        while self._audio_pos + AUDIO_FRAME <= until or (
-            self._audio_pos < until == self._audio.shape[1]
-        ):
-            end = min(self._audio_pos + AUDIO_FRAME, until)
-            chunk = np.ascontiguousarray(self._audio[:, self._audio_pos:end])
+    def _encode_audio(self, source: Future[Audio]) -> list[Any]:
+        """The whole soundtrack as AAC packets, on the helper thread (waits for ``source``)."""
+        audio = _fit_audio(source.result(), self._audio_samples)
+        packets: list[Any] = []
+        for start in range(0, audio.shape[1], AUDIO_FRAME):
+            if self._aborted:
+                return packets
+            chunk = np.ascontiguousarray(audio[:, start:start + AUDIO_FRAME])
             frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
             frame.sample_rate = AUDIO_RATE
-            frame.pts = self._audio_pos
-            for packet in self._audio_stream.encode(frame):
-                self._container.mux(packet)
-            self._audio_pos = end
+            frame.pts = start
+            packets += self._audio_stream.encode(frame)
+        packets += self._audio_stream.encode(None)
+        return packets
+
+    def _push_audio(self, until: int) -> None:
+        """Mux the encoded audio packets that start before sample ``until``, once ready."""
+        ready = self._audio_packets
+        if ready is None or not ready.done():
+            return
+        packets = ready.result()
+        while self._audio_muxed < len(packets) and (
+            until >= self._audio_samples or packets[self._audio_muxed].pts < until
+        ):
+            self._container.mux(packets[self._audio_muxed])
+            self._audio_muxed += 1
 
     def __enter__(self) -> Mp4Writer:
         return self
