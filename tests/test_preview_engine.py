@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -323,3 +325,37 @@ def test_progress_is_reported_and_ends_at_one(tmp_path: Path) -> None:
     assert len(seen) >= 10
     assert seen[0] <= 0.1  # reported as frames are rendered, not only at the end
     assert seen == sorted(seen) and seen[-1] == 1.0
+
+
+def _thread_nice_values() -> dict[int, int]:
+    """Each thread of this process and its nice value, read from /proc (Linux)."""
+    values = {}
+    for task in Path("/proc/self/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        values[int(task.name)] = int(fields[16])  # field 19 of stat: nice
+    return values
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads threads from /proc")
+def test_rendering_threads_yield_to_the_encoder_and_opencv_stays_on_them(
+    tmp_path: Path,
+) -> None:
+    """While a job runs, its helper threads sit at the lowest priority and OpenCV
+    keeps each call on its calling thread; afterwards both are as before."""
+    engine = load_engine("preview", Settings().engines)
+    threads_before, base = cv2.getNumThreads(), os.nice(0)
+    seen: list[tuple[int, dict[int, int]]] = []
+
+    def should_stop() -> bool:
+        seen.append((cv2.getNumThreads(), _thread_nice_values()))
+        return False
+
+    engine.generate(params(duration=3), GenerationInputs(), tmp_path / "out.mp4",
+                    lambda f: None, should_stop)
+    during = seen[1:]  # the first check comes before any thread starts
+    assert during and all(threads == 1 for threads, _ in during)
+    lowest = min(base + 19, 19)
+    assert all(lowest in values.values() for _, values in during), during[:2]
+    assert all(values[threading.get_native_id()] == base for _, values in seen)
+    assert cv2.getNumThreads() == threads_before
+    assert _thread_nice_values()[threading.get_native_id()] == base
