@@ -9,8 +9,8 @@ Frames go to x264 as I420 planes. RGB frames are converted with OpenCV's SIMD
 ``swscale`` conversion, at about a tenth of its cost for 1080p); callers that
 already hold I420 planes hand them over with ``write_i420`` and skip that step.
 
-The soundtrack is encoded to AAC on a helper thread of the writer (FFmpeg
-releases the GIL while it encodes), so the thread feeding x264 only muxes
+The soundtrack is encoded to AAC on a helper thread of the writer (PyAV
+releases the GIL while FFmpeg encodes), so the thread feeding x264 only muxes
 finished audio packets between frames and the encoder is never kept waiting
 for AAC work.
 """
